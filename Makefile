@@ -42,6 +42,7 @@ test: tools ## run the whole suite (SQLite and PostgreSQL), lint included
 
 lint: tools ## ruff and buf lint
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(BUF) lint
 
 generate: tools ## regenerate generated/ from protos/

@@ -1,0 +1,91 @@
+"""``python -m server serve | migrate | settings`` (also installed as ``workspace-server``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("workspace.server")
+
+
+def _banner(app) -> str:  # type: ignore[no-untyped-def]
+    s = app.settings
+    lines = [
+        f"Workspace {__version__} listening on {app.address} (gRPC, plaintext; reflection and health on)",
+        f"  database: {s.database_url}",
+    ]
+    boot = app.bootstrap
+    if boot is not None and boot.generated_password:
+        lines += [
+            "  first start: created the account 'admin' with this password (shown once, change it):",
+            f"      {boot.generated_password}",
+        ]
+    elif boot is not None and boot.created:
+        lines.append("  first start: created the account 'admin' with the password in WORKSPACE_ADMIN_PASSWORD")
+    lines += [
+        f"  try:   grpcurl -plaintext {app.address} list",
+        f'         grpcurl -plaintext -d \'{{"username": "admin", "password": "..."}}\' '
+        f"{app.address} workspace.v1.AuthService/Login",
+        "  stop:  Ctrl-C (or SIGTERM) drains calls for WORKSPACE_SHUTDOWN_GRACE seconds, then exits",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings) -> None:
+    from .app import build
+
+    app = await build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    log.info("server started", extra={"address": app.address, "port": app.port, "version": __version__})
+    print(_banner(app), flush=True)
+    await stop.wait()
+    await app.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="The Workspace gRPC server.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the server (the default)")
+    commands.add_parser("migrate", help="apply database migrations, then exit")
+    commands.add_parser("settings", help="list every WORKSPACE_* variable with its default")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    from .observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.replica_id)
+    if args.command == "settings":
+        for name, default, doc in settings.describe():
+            print(f"{name:34} {default:40} {doc}")
+        return 0
+    if args.command == "migrate":
+        from .storage.migrate import upgrade
+
+        upgrade(settings.database_url)
+        log.info("database migrated", extra={"database": settings.database_url})
+        return 0
+    try:
+        asyncio.run(serve(settings))
+    except RuntimeError as e:  # grpc raises RuntimeError when the port cannot be bound
+        log.error("cannot start", extra={"error": str(e)})
+        print(f"cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

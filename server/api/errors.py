@@ -1,0 +1,110 @@
+"""The one place that turns domain errors into gRPC statuses with rich details.
+
+``google.rpc.BadRequest`` lists bad fields, ``google.rpc.RetryInfo`` says when to
+retry, ``google.rpc.ErrorInfo`` carries a machine-readable reason and the
+request id. Anything unexpected becomes ``INTERNAL`` with a short error id that
+also appears on the server's log line, and never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..domain import errors
+from ..interception import Behavior, current_call, is_framework_method, run_behavior_stream, wrap_handler
+
+log = logging.getLogger("workspace.errors")
+ERROR_DOMAIN = "workspace.v1"
+
+_CODES: list[tuple[type[errors.DomainError], int]] = [
+    (errors.InvalidInput, code_pb2.INVALID_ARGUMENT),
+    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
+    (errors.NotFound, code_pb2.NOT_FOUND),
+    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.Throttled, code_pb2.RESOURCE_EXHAUSTED),
+]
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.Status:
+    code = next((c for kind, c in _CODES if isinstance(error, kind)), code_pb2.UNKNOWN)
+    details = []
+    if isinstance(error, errors.InvalidInput):
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.reason)
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    if isinstance(error, errors.Throttled):
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(max(1, int(error.retry_after * 1000)))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    reason = type(error).__name__.upper() if code != code_pb2.INVALID_ARGUMENT else "INVALID_ARGUMENT"
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    if request_id:
+        info.metadata["request_id"] = request_id
+    details.append(_pack(info))
+    return status_pb2.Status(code=code, message=error.message, details=details)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if is_framework_method(handler_call_details.method):
+            return handler
+        return wrap_handler(handler, self._unary, self._stream)
+
+    async def _unary(self, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except Exception as e:
+            await self._abort(e, context)
+
+    async def _stream(self, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for message in run_behavior_stream(behavior, request, context):
+                yield message
+        except Exception as e:
+            await self._abort(e, context)
+
+    async def _abort(self, error: Exception, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(error, (grpc.aio.AbortError, asyncio.CancelledError)):
+            raise error  # already a status (or the caller went away): pass it on untouched
+        call = current_call.get()
+        request_id = call.request_id if call else None
+        if isinstance(error, errors.DomainError):
+            status = rpc_status.to_status(to_status(error, request_id))
+        else:
+            error_id = uuid.uuid4().hex[:12]
+            if call is not None:
+                call.error_id = error_id
+            log.error("unexpected error", exc_info=error, extra={"error_id": error_id, "request_id": request_id})
+            info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"error_id": error_id})
+            status = rpc_status.to_status(
+                status_pb2.Status(
+                    code=code_pb2.INTERNAL, message=f"internal error (error id {error_id})", details=[_pack(info)]
+                )
+            )
+        trailing = tuple(status.trailing_metadata) + ((("x-request-id", request_id),) if request_id else ())
+        await context.abort(status.code, status.details, trailing)

@@ -1,0 +1,136 @@
+"""The composition root: the only code that reads ``Settings`` and builds objects from them.
+
+``build(settings)`` wires storage, auth, the domain services, the servicers and
+the interceptors into a ready ``Application``; ``python -m server serve`` and
+the tests both call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from workspace.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
+
+from .api.auth import AuthServicer
+from .api.errors import ErrorInterceptor
+from .api.users import UsersServicer
+from .auth.interceptor import AuthInterceptor, PrincipalCache
+from .auth.passwords import Argon2Hasher
+from .auth.tokens import TokenCodec
+from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
+from .domain.users import Directory
+from .observability.access_log import AccessLogInterceptor
+from .observability.metrics import RpcMetrics
+from .settings import Settings
+from .storage.database import create_engine
+from .storage.unit_of_work import SqlUnitOfWorkFactory
+
+log = logging.getLogger("workspace.server")
+
+#: Every Workspace service, by full name: health answers for each, reflection lists each.
+SERVICE_NAMES = (
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    users_pb2.DESCRIPTOR.services_by_name["UsersService"].full_name,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Application:
+    settings: Settings
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    sessions: Sessions
+    metrics: RpcMetrics
+    port: int
+    _closers: list = field(default_factory=list)
+    bootstrap: BootstrapResult | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{_host_for_url(self.settings.host)}:{self.port}"
+
+    async def start(self) -> None:
+        await self.sessions.prepare()
+        self.bootstrap = await self.sessions.ensure_admin(self.settings.admin_password)
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health turns NOT_SERVING, new calls are refused, in-flight calls get ``grace`` seconds, then all closes."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        log.info("shutdown started", extra={"grace_seconds": grace})
+        # stop() refuses new calls at once and cancels calls still running when the grace period ends.
+        await self.server.stop(grace)
+        for close in reversed(self._closers):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("shutdown complete")
+
+
+async def build(settings: Settings) -> Application:
+    engine = create_engine(settings.async_database_url, pool_size=settings.db_pool_size)
+    uow = SqlUnitOfWorkFactory(engine)
+    hasher = Argon2Hasher(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        workers=settings.hash_workers,
+    )
+    codec = TokenCodec(settings.jwt_secret, timedelta(seconds=settings.access_token_ttl))
+    principals = PrincipalCache(
+        lambda user_id, session_id: sessions.principal(user_id, session_id), ttl=settings.auth_cache_seconds
+    )
+    policy = LoginPolicy(
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(seconds=settings.login_lockout_seconds),
+        access_ttl=timedelta(seconds=settings.access_token_ttl),
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl),
+        reuse_grace=timedelta(seconds=settings.refresh_reuse_grace),
+    )
+    sessions = Sessions(uow, hasher, codec, principals, policy, utc_now)
+    directory = Directory(uow, hasher, principals, utc_now)
+    metrics = RpcMetrics()
+
+    server = grpc.aio.server(
+        interceptors=[AccessLogInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(codec, principals)],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions), server)
+    users_pb2_grpc.add_UsersServiceServicer_to_server(UsersServicer(directory), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{_host_for_url(settings.host)}:{settings.grpc_port}")
+    return Application(
+        settings=settings,
+        server=server,
+        health=health_servicer,
+        sessions=sessions,
+        metrics=metrics,
+        port=port,
+        _closers=[engine.dispose, hasher.close],
+    )
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -1,0 +1,1 @@
+"""Passwords, tokens, and the interceptor that authenticates every call."""

@@ -1,0 +1,67 @@
+"""Access tokens (HS256 JWTs) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+ISSUER = "workspace"
+ALGORITHM = "HS256"
+#: Clock difference between replicas tolerated when checking expiry, seconds.
+LEEWAY_SECONDS = 5
+
+
+class InvalidToken(Exception):
+    """The access token is malformed, forged or expired; the message says which, for the caller."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+
+
+class TokenCodec:
+    def __init__(self, secret: str, access_ttl: timedelta) -> None:
+        self._secret = secret
+        self._ttl = access_ttl
+
+    def access_token(self, user, session_id: str, now: datetime) -> tuple[str, datetime]:  # type: ignore[no-untyped-def]
+        expires = now + self._ttl
+        claims = {
+            "iss": ISSUER,
+            "sub": str(user.id),
+            "sid": session_id,
+            "role": user.role.value,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires.replace(microsecond=0)
+
+    def verify_access_token(self, token: str) -> AccessClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "sid", "iss"]},
+            )
+            return AccessClaims(int(claims["sub"]), str(claims["sid"]))
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("access token has expired; refresh it") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise InvalidToken("access token is not valid") from None
+
+    @staticmethod
+    def new_refresh_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_refresh_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""The rules of Workspace: plain Python, no grpc, no SQLAlchemy."""

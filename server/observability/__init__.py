@@ -1,0 +1,1 @@
+"""Structured logs, per-RPC metrics, and the access log interceptor."""

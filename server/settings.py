@@ -1,0 +1,163 @@
+"""Configuration: ``WORKSPACE_*`` environment variables, read once into one frozen object.
+
+Only the composition root (``server.app``) and the command line read settings;
+everything else receives the values it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PREFIX = "WORKSPACE_"
+#: The secret used when WORKSPACE_JWT_SECRET is unset. Refused in production.
+DEVELOPMENT_JWT_SECRET = "development-secret-do-not-use-in-production"
+#: Shortest admin password accepted when WORKSPACE_ENV=production.
+PRODUCTION_MIN_ADMIN_PASSWORD = 12
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/workspace.db"
+
+
+class SettingsError(ValueError):
+    """A WORKSPACE_* variable is malformed or not allowed in this environment."""
+
+
+def _doc(text: str, **kw):
+    return field(metadata={"doc": text}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its default. The environment variable is ``WORKSPACE_`` + the upper-cased name."""
+
+    env: str = _doc("`development` or `production`", default="development")
+    host: str = _doc("address the gRPC server binds", default="127.0.0.1")
+    grpc_port: int = _doc("gRPC port (0 picks a free one)", default=50051)
+    database_url: str = _doc("SQLAlchemy URL; sqlite:// and postgresql:// are accepted", default=DEFAULT_DATABASE_URL)
+    admin_password: str | None = _doc("password of the `admin` account created on first start", default=None)
+    jwt_secret: str = _doc("HMAC secret for access tokens", default=DEVELOPMENT_JWT_SECRET)
+    access_token_ttl: int = _doc("access token lifetime, seconds", default=15 * 60)
+    refresh_token_ttl: int = _doc("refresh token lifetime, seconds", default=7 * 24 * 3600)
+    refresh_reuse_grace: float = _doc(
+        "seconds a just-rotated refresh token still works (lost responses); 0 disables", default=5.0
+    )
+    auth_cache_seconds: float = _doc(
+        "how long a replica trusts its cached view of a session (logout/disable on other replicas)", default=5.0
+    )
+    login_max_failures: int = _doc("failed logins for one username before it is throttled", default=5)
+    login_lockout_seconds: int = _doc("first lockout after too many failures; doubles each time", default=30)
+    argon2_time_cost: int = _doc("argon2id iterations", default=3)
+    argon2_memory_kib: int = _doc("argon2id memory, KiB", default=65536)
+    argon2_parallelism: int = _doc("argon2id lanes", default=2)
+    hash_workers: int = _doc("threads that hash passwords", default=2)
+    max_message_bytes: int = _doc("largest request accepted, bytes", default=1024 * 1024)
+    shutdown_grace: float = _doc("seconds in-flight calls get to finish on SIGTERM", default=10.0)
+    db_pool_size: int = _doc("database connections per replica", default=5)
+    log_level: str = _doc("debug, info, warning or error", default="info")
+    replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``WORKSPACE_*`` variables; raise ``SettingsError`` naming the variable on bad values."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            try:
+                if kind == "int":
+                    values[f.name] = int(raw)
+                elif kind == "float":
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={raw!r} is not a valid {kind}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        def bad(name: str, why: str) -> SettingsError:
+            return SettingsError(f"{PREFIX}{name.upper()}: {why}")
+
+        if self.env not in ("development", "production"):
+            raise bad("env", "must be 'development' or 'production'")
+        if not 0 <= self.grpc_port <= 65535:
+            raise bad("grpc_port", "must be between 0 and 65535")
+        for name in (
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "login_max_failures",
+            "login_lockout_seconds",
+            "argon2_time_cost",
+            "argon2_parallelism",
+            "hash_workers",
+            "db_pool_size",
+        ):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
+        if self.max_message_bytes < 4096:
+            raise bad("max_message_bytes", "must be at least 4096")
+        for name in ("refresh_reuse_grace", "auth_cache_seconds", "shutdown_grace"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must not be negative")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise bad("log_level", "must be debug, info, warning or error")
+        if len(self.jwt_secret) < 16:
+            raise bad("jwt_secret", "must be at least 16 characters")
+        if self.production:
+            if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+                raise bad("jwt_secret", "must be set to a secret of your own in production")
+            if self.admin_password is not None and len(self.admin_password) < PRODUCTION_MIN_ADMIN_PASSWORD:
+                raise bad(
+                    "admin_password", f"must be at least {PRODUCTION_MIN_ADMIN_PASSWORD} characters in production"
+                )
+
+    @property
+    def async_database_url(self) -> str:
+        return database_url(self.database_url, asynchronous=True)
+
+    @property
+    def sync_database_url(self) -> str:
+        return database_url(self.database_url, asynchronous=False)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) rows, for docs and ``--help``."""
+        rows = []
+        for f in fields(self):
+            default = "hostname" if f.name == "replica_id" else repr(f.default) if f.default is not None else "unset"
+            rows.append((PREFIX + f.name.upper(), default, f.metadata["doc"]))
+        return rows
+
+
+def database_url(url: str, *, asynchronous: bool) -> str:
+    """Normalise a user-facing URL to the driver we use (aiosqlite / psycopg 3)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(f"{PREFIX}DATABASE_URL={url!r} is not a URL (sqlite:///path or postgresql://...)")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return ("sqlite+aiosqlite://" if asynchronous else "sqlite://") + rest
+    if base in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + rest
+    raise SettingsError(f"{PREFIX}DATABASE_URL: unsupported database {base!r} (use sqlite or postgresql)")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL, or None for other databases and in-memory SQLite."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("sqlite"):
+        return None
+    path = rest[1:].split("?", 1)[0] if rest.startswith("/") else ""
+    return Path(path) if path and path != ":memory:" else None

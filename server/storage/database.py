@@ -1,0 +1,52 @@
+"""Engines for SQLite (aiosqlite) and PostgreSQL (psycopg 3, async)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..settings import sqlite_path
+
+#: How long an SQLite writer waits for another writer's lock before failing, milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Execution option marking a connection whose transactions will write (see ``_sqlite_begin``).
+WRITE_OPTION = "workspace_write"
+
+
+def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """An async engine for ``url`` (already normalised to aiosqlite or psycopg)."""
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        configure_sqlite(engine.sync_engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, a busy timeout, and explicit BEGIN so writers take the lock up front.
+
+    In WAL mode a transaction that reads and then writes fails at once (no busy
+    wait) if another connection wrote in between. Writing units of work
+    therefore begin with ``BEGIN IMMEDIATE``, which waits its turn instead;
+    read-only ones use a plain ``BEGIN`` and never block writers.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")

@@ -52,12 +52,35 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
+def healthcheck(address: str, service: str, timeout: float) -> int:
+    """Ask ``grpc.health.v1.Health/Check``; print the status; 0 only for SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    address = address.replace("0.0.0.0", "127.0.0.1", 1)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            print(f"{address}: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{address} {service or '(server)'}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="The Workspace gRPC server.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the server (the default)")
     commands.add_parser("migrate", help="apply database migrations, then exit")
     commands.add_parser("settings", help="list every WORKSPACE_* variable with its default")
+    probe = commands.add_parser("healthcheck", help="exit 0 if the server answers SERVING (for container probes)")
+    probe.add_argument("--address", help="host:port (default: WORKSPACE_HOST:WORKSPACE_GRPC_PORT)")
+    probe.add_argument("--service", default="", help="service name to check; '' is the whole server")
+    probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
     args = parser.parse_args(argv)
 
     try:
@@ -65,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
+    if args.command == "healthcheck":
+        return healthcheck(args.address or f"{settings.host}:{settings.grpc_port}", args.service, args.timeout)
     from .observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.replica_id)

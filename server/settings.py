@@ -17,6 +17,8 @@ PREFIX = "WORKSPACE_"
 DEVELOPMENT_JWT_SECRET = "development-secret-do-not-use-in-production"
 #: Shortest admin password accepted when WORKSPACE_ENV=production.
 PRODUCTION_MIN_ADMIN_PASSWORD = 12
+#: Shortest JWT secret accepted (RFC 7518 §3.2: an HS256 key is at least 256 bits).
+MIN_JWT_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/workspace.db"
 
 
@@ -112,10 +114,11 @@ class Settings:
         for name in ("refresh_reuse_grace", "auth_cache_seconds", "shutdown_grace"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
+        database_url(self.database_url, asynchronous=True)  # raises SettingsError naming the variable
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise bad("log_level", "must be debug, info, warning or error")
-        if len(self.jwt_secret) < 16:
-            raise bad("jwt_secret", "must be at least 16 characters")
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise bad("jwt_secret", f"must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256 wants 256 bits)")
         if self.production:
             if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
                 raise bad("jwt_secret", "must be set to a secret of your own in production")

@@ -1,0 +1,104 @@
+"""A small test client over the generated stubs, and assertions on rich gRPC errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from workspace.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
+
+
+class Client:
+    """One person's connection: stubs plus the tokens of their session."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
+        self.users = users_pb2_grpc.UsersServiceStub(self.channel)
+        self.access_token = ""
+        self.refresh_token = ""
+        self.user: users_pb2.User | None = None
+
+    def login(self, username: str, password: str, timeout: float = 10) -> auth_pb2.LoginResponse:
+        reply = self.auth.Login(auth_pb2.LoginRequest(username=username, password=password), timeout=timeout)
+        self.access_token, self.refresh_token = reply.tokens.access_token, reply.tokens.refresh_token
+        self.user = reply.user
+        return reply
+
+    def refresh(self, timeout: float = 10) -> auth_pb2.RefreshResponse:
+        reply = self.auth.Refresh(auth_pb2.RefreshRequest(refresh_token=self.refresh_token), timeout=timeout)
+        self.access_token, self.refresh_token = reply.tokens.access_token, reply.tokens.refresh_token
+        return reply
+
+    @property
+    def md(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.access_token}"),)
+
+    def whoami(self, timeout: float = 10) -> users_pb2.User:
+        return self.auth.WhoAmI(auth_pb2.WhoAmIRequest(), metadata=self.md, timeout=timeout).user
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+@dataclass
+class Person:
+    user: users_pb2.User
+    password: str
+    client: Client
+
+
+def unique_name(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_person(admin: Client, address: str, *, role: int = users_pb2.ROLE_USER, display_name: str = "") -> Person:
+    password = f"pw-{uuid.uuid4().hex}"
+    user = admin.users.CreateUser(
+        users_pb2.CreateUserRequest(
+            user=users_pb2.User(username=unique_name(), display_name=display_name, role=role), password=password
+        ),
+        metadata=admin.md,
+        timeout=10,
+    ).user
+    client = Client(address)
+    client.login(user.username, password)
+    return Person(user, password, client)
+
+
+def expect_error(code: grpc.StatusCode, call: Callable[..., Any], *args: Any, **kwargs: Any) -> grpc.RpcError:
+    """Call and return the error, failing if it succeeds or fails with another code."""
+    if isinstance(call, grpc.UnaryUnaryMultiCallable):
+        kwargs.setdefault("timeout", 10)  # a hung server fails the test instead of hanging the suite
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kwargs)
+    error = info.value
+    assert error.code() == code, f"expected {code.name}, got {error.code().name}: {error.details()}"
+    return error
+
+
+def rich_details(error: grpc.RpcError) -> list[Any]:
+    status = rpc_status.from_call(error)
+    assert status is not None, "no google.rpc.Status in the trailing metadata"
+    unpacked = []
+    for detail in status.details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo, error_details_pb2.ErrorInfo):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                unpacked.append(message)
+    return unpacked
+
+
+def violations(error: grpc.RpcError) -> dict[str, str]:
+    """field -> reason from the google.rpc.BadRequest detail of an INVALID_ARGUMENT error."""
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    bad = [d for d in rich_details(error) if isinstance(d, error_details_pb2.BadRequest)]
+    assert bad, "INVALID_ARGUMENT without a google.rpc.BadRequest detail"
+    return {v.field: v.description for v in bad[0].field_violations}

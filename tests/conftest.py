@@ -1,0 +1,71 @@
+"""Fixtures: a real server process per database, clients logged in through the real RPCs.
+
+Every test that takes ``server`` (directly or through ``admin``/``person``) runs
+twice: once on SQLite and once on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .api import Client, Person, create_person
+from .databases import fresh_database
+from .servers import ADMIN_PASSWORD, ServerProcess
+
+DATABASES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(database_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The shared server for this database: reuse grace off, so reuse is always theft."""
+    with fresh_database(database_kind, tmp_path_factory.mktemp(database_kind)) as url:
+        process = ServerProcess(url).start()
+        yield process
+        assert process.terminate() == 0, process.log_text()
+
+
+@pytest.fixture
+def start_server(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ServerProcess]]:
+    """Start extra servers with other settings on a fresh database (or a given one); stopped after the test."""
+    started: list[ServerProcess] = []
+    contexts = []
+
+    def start(database_url: str | None = None, **env: str) -> ServerProcess:
+        if database_url is None:
+            context = fresh_database(database_kind, tmp_path_factory.mktemp("extra"))
+            database_url = context.__enter__()
+            contexts.append(context)
+        process = ServerProcess(database_url, **env).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()
+    for context in contexts:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> Iterator[Client]:
+    client = Client(server.address)
+    client.login("admin", ADMIN_PASSWORD)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def person(server: ServerProcess, admin: Client) -> Iterator[Person]:
+    """A fresh ordinary account, logged in."""
+    p = create_person(admin, server.address)
+    yield p
+    p.client.close()

@@ -40,10 +40,12 @@ test: tools ## run the whole suite (SQLite and PostgreSQL), lint included
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: tools ## ruff and buf lint
+lint: tools ## ruff, buf lint, and buf breaking against main
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(BUF) lint
+	@if git rev-parse --verify -q main >/dev/null; then $(BUF) breaking --against '.git#branch=main'; \
+	 else echo "buf breaking: no local main branch to compare with, skipped"; fi
 
 generate: tools ## regenerate generated/ from protos/
 	$(PY) scripts/generate.py

@@ -18,7 +18,7 @@ def _banner(app) -> str:  # type: ignore[no-untyped-def]
     s = app.settings
     lines = [
         f"Workspace {__version__} listening on {app.address} (gRPC, plaintext; reflection and health on)",
-        f"  database: {s.database_url}",
+        f"  database: {s.database_url_for_display}",
     ]
     boot = app.bootstrap
     if boot is not None and boot.generated_password:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from .storage.migrate import upgrade
 
         upgrade(settings.database_url)
-        log.info("database migrated", extra={"database": settings.database_url})
+        log.info("database migrated", extra={"database": settings.database_url_for_display})
         return 0
     try:
         asyncio.run(serve(settings))

@@ -67,10 +67,16 @@ class Application:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health turns NOT_SERVING, new calls are refused, in-flight calls get ``grace`` seconds, then all closes."""
+        """Health turns NOT_SERVING, new calls are refused, in-flight calls get ``grace`` seconds, then all closes.
+
+        With ``shutdown_drain`` set, calls are still served for that long after health turns NOT_SERVING, so
+        load balancers that poll health stop sending calls here before they would be refused.
+        """
         grace = self.settings.shutdown_grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
-        log.info("shutdown started", extra={"grace_seconds": grace})
+        log.info("shutdown started", extra={"grace_seconds": grace, "drain_seconds": self.settings.shutdown_drain})
+        if self.settings.shutdown_drain:
+            await asyncio.sleep(self.settings.shutdown_drain)
         # stop() refuses new calls at once and cancels calls still running when the grace period ends.
         await self.server.stop(grace)
         for close in reversed(self._closers):

@@ -19,7 +19,7 @@ DEVELOPMENT_JWT_SECRET = "development-secret-do-not-use-in-production"
 PRODUCTION_MIN_ADMIN_PASSWORD = 12
 #: Shortest JWT secret accepted (RFC 7518 §3.2: an HS256 key is at least 256 bits).
 MIN_JWT_SECRET_BYTES = 32
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/workspace.db"
+DEFAULT_DATABASE_URL = "sqlite:///./data/workspace.db"
 
 
 class SettingsError(ValueError):
@@ -56,6 +56,9 @@ class Settings:
     hash_workers: int = _doc("threads that hash passwords", default=2)
     max_message_bytes: int = _doc("largest request accepted, bytes", default=1024 * 1024)
     shutdown_grace: float = _doc("seconds in-flight calls get to finish on SIGTERM", default=10.0)
+    shutdown_drain: float = _doc(
+        "seconds between health turning NOT_SERVING and refusing new calls (lets load balancers notice)", default=0.0
+    )
     db_pool_size: int = _doc("database connections per replica", default=5)
     log_level: str = _doc("debug, info, warning or error", default="info")
     replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
@@ -111,7 +114,7 @@ class Settings:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
         if self.max_message_bytes < 4096:
             raise bad("max_message_bytes", "must be at least 4096")
-        for name in ("refresh_reuse_grace", "auth_cache_seconds", "shutdown_grace"):
+        for name in ("refresh_reuse_grace", "auth_cache_seconds", "shutdown_grace", "shutdown_drain"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         database_url(self.database_url, asynchronous=True)  # raises SettingsError naming the variable
@@ -134,6 +137,13 @@ class Settings:
     @property
     def sync_database_url(self) -> str:
         return database_url(self.database_url, asynchronous=False)
+
+    @property
+    def database_url_for_display(self) -> str:
+        """The database URL with any password masked, for banners and logs."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) rows, for docs and ``--help``."""

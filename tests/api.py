@@ -102,3 +102,11 @@ def violations(error: grpc.RpcError) -> dict[str, str]:
     bad = [d for d in rich_details(error) if isinstance(d, error_details_pb2.BadRequest)]
     assert bad, "INVALID_ARGUMENT without a google.rpc.BadRequest detail"
     return {v.field: v.description for v in bad[0].field_violations}
+
+
+def reason(error: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason of a Workspace error."""
+    info = [d for d in rich_details(error) if isinstance(d, error_details_pb2.ErrorInfo)]
+    assert info, "no google.rpc.ErrorInfo detail"
+    assert info[0].domain == "workspace.v1"
+    return info[0].reason

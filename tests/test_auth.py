@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from workspace.v1 import auth_pb2, users_pb2
 
-from .api import Client, Person, create_person, expect_error, rich_details, unique_name, violations
+from .api import Client, Person, create_person, expect_error, reason, rich_details, unique_name, violations
 from .servers import JWT_SECRET, ServerProcess, wait_until
 
 OK_PASSWORD = "correct horse battery"
@@ -41,6 +41,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(server: ServerProce
     wrong = expect_error(grpc.StatusCode.UNAUTHENTICATED, client.login, person.user.username, "not-the-password")
     unknown = expect_error(grpc.StatusCode.UNAUTHENTICATED, client.login, unique_name("ghost"), "not-the-password")
     assert wrong.details() == unknown.details() == "wrong username or password"
+    assert reason(wrong) == reason(unknown) == "WRONG_CREDENTIALS"
 
 
 def test_repeated_failures_throttle_the_username_with_a_retry_delay(server: ServerProcess, person: Person) -> None:
@@ -51,7 +52,7 @@ def test_repeated_failures_throttle_the_username_with_a_retry_delay(server: Serv
     error = expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, client.login, person.user.username, person.password)
     retry = [d for d in rich_details(error) if isinstance(d, error_details_pb2.RetryInfo)]
     assert retry and 0 < retry[0].retry_delay.ToTimedelta().total_seconds() <= 60
-    assert "try again" in error.details()
+    assert "try again" in error.details() and reason(error) == "LOGIN_THROTTLED"
     # Another account is not affected.
     expect_error(grpc.StatusCode.UNAUTHENTICATED, client.login, unique_name("other"), "guess")
 
@@ -80,7 +81,7 @@ def test_reusing_a_refresh_token_ends_the_whole_session(server: ServerProcess, p
     thief = Client(server.address)
     thief.refresh_token = stolen
     error = expect_error(grpc.StatusCode.UNAUTHENTICATED, thief.refresh)
-    assert "already used" in error.details()
+    assert "already used" in error.details() and reason(error) == "REFRESH_TOKEN_REUSED"
     # The owner's current tokens died with the family: both the refresh and the access token.
     expect_error(grpc.StatusCode.UNAUTHENTICATED, client.refresh)
     expect_error(grpc.StatusCode.UNAUTHENTICATED, client.whoami)
@@ -184,7 +185,7 @@ def test_a_disabled_account_can_neither_log_in_nor_refresh(
     error = expect_error(
         grpc.StatusCode.PERMISSION_DENIED, Client(server.address).login, person.user.username, person.password
     )
-    assert "disabled" in error.details()
+    assert "disabled" in error.details() and reason(error) == "ACCOUNT_DISABLED"
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,19 @@ def test_sigterm_drains_an_in_flight_call_refuses_new_ones_and_exits_0(start_ser
     assert order.index("shutdown started") < order.index("rpc") < order.index("shutdown complete")
 
 
+def test_during_the_drain_period_health_says_not_serving_and_calls_are_still_served(start_server) -> None:
+    server = start_server(WORKSPACE_SHUTDOWN_DRAIN="5")
+    admin = Client(server.address)
+    admin.login("admin", ADMIN_PASSWORD)
+    server.process.terminate()  # SIGTERM
+    server.wait_for_log(lambda e: e.get("msg") == "shutdown started", what="shutdown")
+    with server.channel() as channel:
+        check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert admin.whoami().username == "admin"  # a load balancer that has not noticed yet loses nothing
+    assert server.process.wait(30) == 0
+
+
 def test_first_start_without_a_password_generates_one_and_prints_it_once(start_server) -> None:
     server = start_server(WORKSPACE_ADMIN_PASSWORD="")
     banner = "".join(server.stdout)

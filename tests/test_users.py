@@ -7,7 +7,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from workspace.v1 import users_pb2
 
-from .api import Client, Person, expect_error, unique_name, violations
+from .api import Client, Person, expect_error, reason, unique_name, violations
 from .servers import ADMIN_PASSWORD, ServerProcess
 
 
@@ -43,7 +43,7 @@ def test_usernames_are_unique_without_regard_to_case(admin: Client) -> None:
     name = unique_name()
     create(admin, name)
     error = expect_error(grpc.StatusCode.ALREADY_EXISTS, create, admin, name.upper())
-    assert "taken" in error.details()
+    assert "taken" in error.details() and reason(error) == "USERNAME_TAKEN"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_ordinary_people_cannot_administer_accounts(person: Person, admin: Clien
     other = create(admin, unique_name())
     client = person.client
     error = expect_error(grpc.StatusCode.PERMISSION_DENIED, create, client, unique_name())
-    assert "administrators" in error.details()
+    assert "administrators" in error.details() and reason(error) == "PERMISSION_DENIED"
     expect_error(
         grpc.StatusCode.PERMISSION_DENIED, update, client, users_pb2.User(id=other.id, display_name="x"), "display_name"
     )
@@ -166,7 +166,7 @@ def test_the_last_admin_can_be_neither_demoted_disabled_nor_deleted(start_server
         (users_pb2.User(id=me.id, disabled=True), "disabled"),
     ]:
         error = expect_error(grpc.StatusCode.FAILED_PRECONDITION, update, admin, user, path)
-        assert "last administrator" in error.details()
+        assert "last administrator" in error.details() and reason(error) == "LAST_ADMIN"
     deputy = create(admin, unique_name(), role=users_pb2.ROLE_ADMIN)
     deputy_client = Client(server.address)
     deputy_client.login(deputy.username, "a-good-password")

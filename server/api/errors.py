@@ -60,8 +60,7 @@ def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.S
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(max(1, int(error.retry_after * 1000)))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    reason = type(error).__name__.upper() if code != code_pb2.INVALID_ARGUMENT else "INVALID_ARGUMENT"
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=error.reason or code_pb2.Code.Name(code), domain=ERROR_DOMAIN)
     if request_id:
         info.metadata["request_id"] = request_id
     details.append(_pack(info))

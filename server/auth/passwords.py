@@ -23,7 +23,9 @@ class Argon2Hasher:
 
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         if self._pending >= MAX_PENDING_HASHES:
-            raise Throttled("the server is busy checking passwords; retry shortly", retry_after=1.0)
+            raise Throttled(
+                "the server is busy checking passwords; retry shortly", retry_after=1.0, reason="SERVER_BUSY"
+            )
         self._pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

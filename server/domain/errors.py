@@ -6,11 +6,17 @@ from dataclasses import dataclass
 
 
 class DomainError(Exception):
-    """Base of every error a caller is meant to see; the message is shown to them."""
+    """Base of every error a caller is meant to see; the message is shown to them.
 
-    def __init__(self, message: str) -> None:
+    ``reason`` is a stable UPPER_SNAKE_CASE word that clients may branch on
+    (sent as ``google.rpc.ErrorInfo.reason``); without one, the status code's
+    name is used.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ class FailedPrecondition(DomainError):
 class Throttled(DomainError):
     """Too many attempts; retry after ``retry_after`` seconds."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
         self.retry_after = retry_after
 
 

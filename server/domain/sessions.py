@@ -116,10 +116,10 @@ class Sessions:
         ok = await self._hasher.verify(found[1] if found else self._dummy_hash, password)
         if not ok or found is None:
             await self._record_failure(key)
-            raise Unauthenticated(BAD_CREDENTIALS)
+            raise Unauthenticated(BAD_CREDENTIALS, reason="WRONG_CREDENTIALS")
         user, password_hash = found
         if user.disabled:
-            raise PermissionDenied("this account is disabled; ask an administrator")
+            raise PermissionDenied("this account is disabled; ask an administrator", reason="ACCOUNT_DISABLED")
         new_hash = await self._hasher.hash(password) if self._hasher.needs_rehash(password_hash) else None
         async with self._uow() as uow:
             now = self._clock()
@@ -151,9 +151,9 @@ class Sessions:
             session = await uow.sessions.get(token.session_id) if token else None
             user = await uow.users.get(session.user_id) if session else None
             if token is None or session is None or user is None or not session.active or token.expires_at <= now:
-                raise Unauthenticated(INVALID_REFRESH)
+                raise Unauthenticated(INVALID_REFRESH, reason="REFRESH_TOKEN_INVALID")
             if user.disabled:
-                raise Unauthenticated("this account is disabled")
+                raise Unauthenticated("this account is disabled", reason="ACCOUNT_DISABLED")
             fresh = token.used_at is None and await uow.sessions.claim_refresh_token(token.id, now=now)
             if not fresh:
                 token = await uow.sessions.find_refresh_token(token_hash)
@@ -167,7 +167,10 @@ class Sessions:
                     log.warning(
                         "refresh token reuse: session ended", extra={"user": user.username, "session": session.id}
                     )
-                    raise Unauthenticated("refresh token was already used; the session has ended, log in again")
+                    raise Unauthenticated(
+                        "refresh token was already used; the session has ended, log in again",
+                        reason="REFRESH_TOKEN_REUSED",
+                    )
             refresh, refresh_expires = await self._add_refresh_token(uow, session.id, now, replaces=token.id)
             await uow.commit()
         return self._issue(user, session.id, now, refresh, refresh_expires)
@@ -253,4 +256,6 @@ class Sessions:
 def _refuse_if_locked(throttle: LoginThrottle | None, now: datetime) -> None:
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
         wait = (throttle.locked_until - now).total_seconds()
-        raise Throttled(f"too many failed logins; try again in {int(wait) + 1} s", retry_after=wait)
+        raise Throttled(
+            f"too many failed logins; try again in {int(wait) + 1} s", retry_after=wait, reason="LOGIN_THROTTLED"
+        )

@@ -44,7 +44,7 @@ class Directory:
         key = rules.username_key(username)
         async with self._uow(read_only=True) as uow:
             if await uow.users.exists(key):
-                raise AlreadyExists(f"username {key!r} is taken")
+                raise AlreadyExists(f"username {key!r} is taken", reason="USERNAME_TAKEN")
         password_hash = await self._hasher.hash(password)
         async with self._uow() as uow:
             user = await uow.users.add(
@@ -98,7 +98,9 @@ class Directory:
                 and (changes.get("role", current.role) is not Role.ADMIN or changes.get("disabled") is True)
             )
             if demoting and await uow.users.count_enabled_admins() <= 1:
-                raise FailedPrecondition("the last administrator can be neither demoted nor disabled")
+                raise FailedPrecondition(
+                    "the last administrator can be neither demoted nor disabled", reason="LAST_ADMIN"
+                )
             user = await uow.users.update(user_id, now=self._clock(), **changes)
             ended: list[str] = []
             if user.disabled and not current.disabled:
@@ -118,7 +120,7 @@ class Directory:
             if user is None:
                 raise NotFound(f"user {user_id} not found")
             if user.is_admin and not user.disabled and await uow.users.count_enabled_admins() <= 1:
-                raise FailedPrecondition("the last administrator cannot be deleted")
+                raise FailedPrecondition("the last administrator cannot be deleted", reason="LAST_ADMIN")
             await uow.users.delete(user_id)
             await uow.commit()
         self._revocations.user_changed(user_id)

@@ -72,7 +72,7 @@ class SqlUserRepository:
             async with self._s.begin_nested():
                 await self._s.flush()
         except IntegrityError:
-            raise AlreadyExists(f"username {username!r} is taken") from None
+            raise AlreadyExists(f"username {username!r} is taken", reason="USERNAME_TAKEN") from None
         return _user(row)
 
     async def update(self, user_id: int, *, now: datetime, **changes: object) -> User:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -39,7 +39,6 @@ class CallInfo:
     request_id: str
     principal: Principal | None = None
     error_id: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 current_call: ContextVar[CallInfo | None] = ContextVar("current_call", default=None)

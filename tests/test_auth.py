@@ -273,6 +273,14 @@ def test_every_authenticated_rpc_refuses_a_bad_token(
     error = expect_error(
         grpc.StatusCode.UNAUTHENTICATED, getattr(getattr(client, service), method), request_message, metadata=metadata
     )
+    expected_reason = {
+        "missing": "TOKEN_MISSING",
+        "empty bearer": "TOKEN_MISSING",
+        "other scheme": "TOKEN_MISSING",
+        "expired": "TOKEN_EXPIRED",
+        "unknown session": "SESSION_ENDED",
+    }.get(case, "TOKEN_INVALID")
+    assert reason(error) == expected_reason  # a client refreshes on TOKEN_EXPIRED, logs in again otherwise
     if case == "expired":
         assert "expired" in error.details()
 

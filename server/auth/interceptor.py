@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from ..domain.errors import Unauthenticated
 from ..domain.model import Principal
 from ..interception import Behavior, current_call, is_framework_method, run_behavior_stream, wrap_handler
 from .tokens import InvalidToken, TokenCodec
@@ -71,16 +72,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, self._unary, self._stream)
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+        """Find the caller, or raise ``Unauthenticated`` (the error interceptor turns it into a status)."""
         token = _bearer_token(context.invocation_metadata())
         if token is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
+            raise Unauthenticated("missing 'authorization: Bearer <token>' metadata", reason="TOKEN_MISSING")
         try:
-            claims = self._codec.verify_access_token(token)  # type: ignore[arg-type]
+            claims = self._codec.verify_access_token(token)
         except InvalidToken as e:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+            raise Unauthenticated(str(e), reason=e.reason) from None
         principal = await self._principals.get(claims.user_id, claims.session_id)
         if principal is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "session has ended; log in again")
+            raise Unauthenticated("session has ended; log in again", reason="SESSION_ENDED")
         call = current_call.get()
         if call is not None:
             call.principal = principal

@@ -18,6 +18,10 @@ LEEWAY_SECONDS = 5
 class InvalidToken(Exception):
     """The access token is malformed, forged or expired; the message says which, for the caller."""
 
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
 
 @dataclass(frozen=True)
 class AccessClaims:
@@ -54,9 +58,9 @@ class TokenCodec:
             )
             return AccessClaims(int(claims["sub"]), str(claims["sid"]))
         except jwt.ExpiredSignatureError:
-            raise InvalidToken("access token has expired; refresh it") from None
+            raise InvalidToken("access token has expired; refresh it", "TOKEN_EXPIRED") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise InvalidToken("access token is not valid") from None
+            raise InvalidToken("access token is not valid", "TOKEN_INVALID") from None
 
     @staticmethod
     def new_refresh_token() -> str:

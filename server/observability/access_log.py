@@ -66,7 +66,6 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         }
         if call.error_id:
             fields["error_id"] = call.error_id
-        fields.update(call.extra)
         log.info("rpc", extra=fields)
 
     async def _unary(self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> Any:

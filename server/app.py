@@ -25,6 +25,7 @@ from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
+from .interception import InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics
 from .settings import Settings
@@ -110,8 +111,10 @@ async def build(settings: Settings) -> Application:
     directory = Directory(uow, hasher, principals, utc_now)
     metrics = RpcMetrics()
 
+    # Outermost first: the access log times and logs everything, errors become statuses inside it.
+    interceptors = [AccessLogInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(codec, principals)]
     server = grpc.aio.server(
-        interceptors=[AccessLogInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(codec, principals)],
+        interceptors=[InterceptorPipeline(interceptors)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it

@@ -1,11 +1,15 @@
-"""Wrapping gRPC method handlers, for the server's interceptors.
+"""The server's call interceptors, run as one gRPC interceptor.
 
 grpc.aio interceptors see a handler, not a call; to act around each call they
 return a copy of the handler whose behaviour is wrapped. ``wrap_handler`` does
-that once for all four kinds of method, so each interceptor only writes the
-"around one call" part. Framework services (health, reflection, whose method
-names start with ``/grpc.``) are never wrapped: they need no token and would
-only add noise to the access log.
+that for all four kinds of method, so each interceptor only writes the "around
+one call" part (the ``CallInterceptor`` protocol). ``InterceptorPipeline`` is
+the only ``grpc.aio.ServerInterceptor``: it wraps a method's handler in every
+interceptor that applies to it once, the first time the method is called, and
+hands the same wrapped handler to every later call, so no call pays for
+building wrappers. Framework services (health, reflection, whose method names
+start with ``/grpc.``) are never wrapped: they need no token and would only add
+noise to the access log.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import grpc
 
@@ -25,6 +30,20 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 AroundUnary = Callable[[Behavior, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 #: Runs one call of a streaming-response method, yielding its messages.
 AroundStream = Callable[[Behavior, Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+class CallInterceptor(Protocol):
+    """Acts around each call of the methods it ``applies_to``; ``method`` is the full method name."""
+
+    def applies_to(self, method: str) -> bool: ...
+
+    def around_unary(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> Awaitable[Any]: ...
+
+    def around_stream(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]: ...
 
 
 def is_framework_method(method: str) -> bool:
@@ -57,10 +76,8 @@ async def run_behavior_stream(
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler | None, around_unary: AroundUnary, around_stream: AroundStream
-) -> grpc.RpcMethodHandler | None:
-    if handler is None:
-        return None
+    handler: grpc.RpcMethodHandler, around_unary: AroundUnary, around_stream: AroundStream
+) -> grpc.RpcMethodHandler:
     if handler.unary_unary or handler.stream_unary:
         inner = handler.unary_unary or handler.stream_unary
 
@@ -78,3 +95,32 @@ def wrap_handler(
 
     make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
     return make(stream, handler.request_deserializer, handler.response_serializer)
+
+
+class InterceptorPipeline(grpc.aio.ServerInterceptor):
+    """Runs ``interceptors`` (outermost first) around each call of the methods they apply to."""
+
+    def __init__(self, interceptors: list[CallInterceptor]) -> None:
+        self._interceptors = interceptors
+        #: method -> (the handler gRPC found, the same handler wrapped): built once per method.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED, nothing to wrap or remember
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = handler
+        if not is_framework_method(method):
+            for interceptor in reversed(self._interceptors):
+                if interceptor.applies_to(method):
+                    wrapped = wrap_handler(
+                        wrapped,
+                        partial(interceptor.around_unary, method),
+                        partial(interceptor.around_stream, method),
+                    )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped

@@ -115,6 +115,26 @@ def test_a_just_rotated_token_is_honoured_briefly_when_grace_is_on(start_server)
     expect_error(grpc.StatusCode.UNAUTHENTICATED, client.whoami)
 
 
+def test_a_token_that_worked_still_expires_on_time(start_server) -> None:
+    """The server remembers tokens whose signature it checked, but never past their expiry (+5 s leeway)."""
+    server = start_server(WORKSPACE_ACCESS_TOKEN_TTL="1")
+    admin = Client(server.address)
+    admin.login("admin", "admin-password-for-tests")
+    assert admin.whoami().username == "admin"  # verified once, remembered
+
+    def refused() -> bool:
+        try:
+            admin.whoami()
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+            return reason(error) == "TOKEN_EXPIRED"
+        return False
+
+    wait_until(refused, timeout=20)
+    admin.refresh()  # the refresh token outlives it, and the new access token works
+    assert admin.whoami().username == "admin"
+
+
 def test_logout_ends_access_and_refresh_tokens(server: ServerProcess, person: Person) -> None:
     client = person.client
     client.auth.Logout(auth_pb2.LogoutRequest(), metadata=client.md, timeout=10)

@@ -20,7 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain import errors
-from ..interception import Behavior, current_call, is_framework_method, run_behavior_stream, wrap_handler
+from ..interception import Behavior, current_call, run_behavior_stream
 
 log = logging.getLogger("workspace.errors")
 ERROR_DOMAIN = "workspace.v1"
@@ -67,20 +67,23 @@ def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.S
     return status_pb2.Status(code=code, message=error.message, details=details)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if is_framework_method(handler_call_details.method):
-            return handler
-        return wrap_handler(handler, self._unary, self._stream)
+class ErrorInterceptor:
+    """A ``CallInterceptor`` for every method: exceptions become statuses here and nowhere else."""
 
-    async def _unary(self, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def applies_to(self, method: str) -> bool:
+        return True
+
+    async def around_unary(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
         try:
             return await behavior(request, context)
         except Exception as e:
             await self._abort(e, context)
 
-    async def _stream(self, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def around_stream(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
         try:
             async for message in run_behavior_stream(behavior, request, context):
                 yield message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +14,8 @@ ISSUER = "workspace"
 ALGORITHM = "HS256"
 #: Clock difference between replicas tolerated when checking expiry, seconds.
 LEEWAY_SECONDS = 5
+#: Access tokens whose signature a codec remembers having checked (a client sends the same one ~15 min).
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidToken(Exception):
@@ -33,6 +36,9 @@ class TokenCodec:
     def __init__(self, secret: str, access_ttl: timedelta) -> None:
         self._secret = secret
         self._ttl = access_ttl
+        #: token -> (its claims, its expiry as a Unix time): a token's signature is checked once, its
+        #: expiry on every use. Only tokens that verified are kept; insertion order evicts the oldest.
+        self._verified: dict[str, tuple[AccessClaims, float]] = {}
 
     def access_token(self, user, session_id: str, now: datetime) -> tuple[str, datetime]:  # type: ignore[no-untyped-def]
         expires = now + self._ttl
@@ -47,6 +53,11 @@ class TokenCodec:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires.replace(microsecond=0)
 
     def verify_access_token(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() > known[1] + LEEWAY_SECONDS:
+                raise InvalidToken("access token has expired; refresh it", "TOKEN_EXPIRED")
+            return known[0]
         try:
             claims = jwt.decode(
                 token,
@@ -56,11 +67,15 @@ class TokenCodec:
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub", "sid", "iss"]},
             )
-            return AccessClaims(int(claims["sub"]), str(claims["sid"]))
+            verified = AccessClaims(int(claims["sub"]), str(claims["sid"]))
         except jwt.ExpiredSignatureError:
             raise InvalidToken("access token has expired; refresh it", "TOKEN_EXPIRED") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise InvalidToken("access token is not valid", "TOKEN_INVALID") from None
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (verified, float(claims["exp"]))
+        return verified
 
     @staticmethod
     def new_refresh_token() -> str:

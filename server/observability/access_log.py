@@ -13,12 +13,11 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
 import grpc
 
-from ..interception import Behavior, CallInfo, current_call, is_framework_method, run_behavior_stream, wrap_handler
+from ..interception import Behavior, CallInfo, current_call, run_behavior_stream
 from .metrics import RpcMetrics
 
 log = logging.getLogger("workspace.access")
@@ -26,16 +25,14 @@ REQUEST_ID_KEY = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+class AccessLogInterceptor:
+    """A ``CallInterceptor`` for every method; the outermost, so it times and logs everything else."""
+
     def __init__(self, metrics: RpcMetrics) -> None:
         self._metrics = metrics
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        if is_framework_method(handler_call_details.method):
-            return handler
-        method = handler_call_details.method
-        return wrap_handler(handler, partial(self._unary, method), partial(self._stream, method))
+    def applies_to(self, method: str) -> bool:
+        return True
 
     def _begin(self, method: str, context: grpc.aio.ServicerContext) -> tuple[CallInfo, float]:
         request_id = _request_id(context.invocation_metadata())
@@ -68,7 +65,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             fields["error_id"] = call.error_id
         log.info("rpc", extra=fields)
 
-    async def _unary(self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def around_unary(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
         call, started = self._begin(method, context)
         failure: BaseException | None = None
         try:
@@ -79,7 +78,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         finally:
             self._end(call, started, context, failure)
 
-    async def _stream(
+    async def around_stream(
         self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         call, started = self._begin(method, context)

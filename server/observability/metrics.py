@@ -25,10 +25,21 @@ class RpcMetrics:
         )
         self._in_flight = Gauge("workspace_rpc_in_flight", "RPCs being served", ["method"], registry=self.registry)
 
+        # Children by label values: ``labels()`` takes a lock and builds a key on every call.
+        self._per_method: dict[str, tuple[Gauge, Histogram]] = {}
+        self._per_outcome: dict[tuple[str, str], Counter] = {}
+
     def started(self, method: str) -> None:
-        self._in_flight.labels(method).inc()
+        children = self._per_method.get(method)
+        if children is None:
+            children = self._per_method[method] = (self._in_flight.labels(method), self._latency.labels(method))
+        children[0].inc()
 
     def finished(self, method: str, code: str, seconds: float) -> None:
-        self._in_flight.labels(method).dec()
-        self._calls.labels(method, code).inc()
-        self._latency.labels(method).observe(seconds)
+        in_flight, latency = self._per_method[method]
+        in_flight.dec()
+        latency.observe(seconds)
+        calls = self._per_outcome.get((method, code))
+        if calls is None:
+            calls = self._per_outcome[method, code] = self._calls.labels(method, code)
+        calls.inc()

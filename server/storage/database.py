@@ -33,8 +33,13 @@ def configure_sqlite(engine: Engine) -> None:
 
     In WAL mode a transaction that reads and then writes fails at once (no busy
     wait) if another connection wrote in between. Writing units of work
-    therefore begin with ``BEGIN IMMEDIATE``, which waits its turn instead;
-    read-only ones use a plain ``BEGIN`` and never block writers.
+    therefore begin with ``BEGIN IMMEDIATE``, which waits its turn instead.
+
+    Read-only units of work open no transaction: each statement runs in
+    SQLite's autocommit mode and sees everything committed before it started,
+    which is what PostgreSQL's default READ COMMITTED level gives a reading
+    transaction, so both databases answer reads alike. It also spares every
+    read a BEGIN, which through aiosqlite costs three round trips to its thread.
     """
 
     @event.listens_for(engine, "connect")
@@ -49,4 +54,5 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

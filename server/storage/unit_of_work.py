@@ -11,8 +11,9 @@ from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlU
 
 
 class SqlUnitOfWork:
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], *, read_only: bool = False) -> None:
         self._factory = factory
+        self._read_only = read_only
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._session = self._factory()
@@ -30,6 +31,8 @@ class SqlUnitOfWork:
             await self._session.close()
 
     async def commit(self) -> None:
+        if self._read_only:  # on SQLite a reading unit has no transaction to commit (see configure_sqlite)
+            raise RuntimeError("a read-only unit of work cannot commit; use factory() to write")
         await self._session.commit()
 
 
@@ -41,4 +44,4 @@ class SqlUnitOfWorkFactory:
         self._read = async_sessionmaker(engine, expire_on_commit=False)
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._read if read_only else self._write)
+        return SqlUnitOfWork(self._read if read_only else self._write, read_only=read_only)

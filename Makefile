@@ -53,8 +53,9 @@ generate: tools ## regenerate generated/ from protos/
 buf-breaking: tools ## compare protos/ with main for breaking changes
 	$(BUF) breaking --against '.git#branch=main'
 
-bench: $(STAMP) ## run the benchmarks (prints figures, asserts nothing)
+bench: $(STAMP) ## run the benchmarks on SQLite (print figures, assert nothing; see docs/PERFORMANCE.md)
 	$(PY) bench/unary.py
+	$(PY) bench/storage.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

@@ -1,0 +1,42 @@
+"""The benchmarks still run end to end (briefly); their figures are read by people, never asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .databases import POSTGRES_URL
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(*argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=BENCH.parent, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_unary_bench_measures_echo_and_the_real_server(database: str) -> None:
+    argv = [str(BENCH / "unary.py"), "--seconds", "0.3", "--warmup", "0.1", "--concurrency", "4"]
+    if database == "postgres":
+        argv += ["--database-url", POSTGRES_URL]
+    out = run_bench(*argv)
+    for row in ("echo #1", "echo #2", "WhoAmI", "GetUser"):
+        assert f"\n{row} " in out, out
+    assert "errors in" not in out, out  # every call in the window succeeded
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_storage_bench_measures_every_path(database: str) -> None:
+    argv = [str(BENCH / "storage.py"), "--seconds", "0.2", "--concurrency", "4"]
+    if database == "postgres":
+        argv += ["--database-url", POSTGRES_URL]
+    out = run_bench(*argv)
+    for row in ("unit of work (server)", "SQLAlchemy Core", "bare driver"):
+        assert f"\n{row} " in out, out

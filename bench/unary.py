@@ -6,10 +6,13 @@ One run starts, one at a time and each in its own subprocess:
 
 1. a bare ``grpc.aio`` echo server (this file with ``--echo-server``: one generic handler, bytes in, the
    same bytes out, no interceptors, no protobuf);
-2. the real server (``python -m server migrate`` then ``python -m server serve``) on a fresh database,
+2. the same bare server driven with ``AuthService/WhoAmI`` answered by the generated servicer alone (a
+   fixed response as big as the real one, no interceptors): what gRPC and protobuf cost by themselves,
+   so the gap between it and the real ``WhoAmI`` is the server's own code (auth, access log, metrics);
+3. the real server (``python -m server migrate`` then ``python -m server serve``) on a fresh database,
    driven with ``AuthService/WhoAmI`` (answered from the in-memory principal cache) and then with
    ``UsersService/GetUser`` (one database read per call);
-3. the echo server again, so the drift of the machine over the run shows; the baseline is the mean of the
+4. the echo server again, so the drift of the machine over the run shows; the baseline is the mean of the
    two echo runs.
 
 The load generator is this process: one ``grpc.aio`` channel and ``--concurrency`` workers, each keeping one
@@ -60,15 +63,44 @@ BENCH_SERVER_ENV = {"WORKSPACE_ARGON2_TIME_COST": "1", "WORKSPACE_ARGON2_MEMORY_
 # --------------------------------------------------------------------------------------------- echo server
 
 
+def bare_whoami_response() -> object:
+    """What the real server's WhoAmI answers for the bootstrap admin (same fields, same size)."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from workspace.v1 import auth_pb2, users_pb2
+
+    now = Timestamp(seconds=int(time.time()))
+    return auth_pb2.WhoAmIResponse(
+        user=users_pb2.User(
+            id=1,
+            username="admin",
+            display_name="Administrator",
+            role=users_pb2.ROLE_ADMIN,
+            create_time=now,
+            update_time=now,
+            last_login_time=now,
+        )
+    )
+
+
 async def echo_server(host: str, port: int) -> None:
+    """The baselines: a bytes echo, and ``AuthService/WhoAmI`` answered from the generated servicer alone."""
+    from workspace.v1 import auth_pb2_grpc
+
     async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return request
+
+    response = bare_whoami_response()
+
+    class BareAuth(auth_pb2_grpc.AuthServiceServicer):
+        async def WhoAmI(self, request: object, context: grpc.aio.ServicerContext) -> object:
+            return response  # no interceptors, no token, no lookup: gRPC and protobuf only
 
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
     )  # no serializers: bytes in, bytes out
     server.add_generic_rpc_handlers((handler,))
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(BareAuth(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -224,9 +256,12 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-async def bench_echo(
+async def bench_baseline(
     args: argparse.Namespace, workdir: Path, label: str, token_length: int, log: Callable[[str], None]
 ) -> Result:
+    """``label`` "echo #N" drives the bytes echo; "WhoAmI bare" the servicer-only WhoAmI."""
+    from workspace.v1 import auth_pb2, auth_pb2_grpc
+
     server = ServerProcess(
         label,
         [sys.executable, str(THIS), "--echo-server", "--port", "0"],
@@ -235,17 +270,26 @@ async def bench_echo(
     )
     try:
         address = await asyncio.to_thread(server.start)
-        log(f"{label}: bare grpc.aio echo server on {address}")
+        log(f"{label}: bare grpc.aio server on {address}")
         payload = secrets.token_bytes(args.payload_bytes)
         metadata = (("authorization", "Bearer " + "x" * token_length),)
         async with grpc.aio.insecure_channel(address) as channel:
-            echo = channel.unary_unary(ECHO_METHOD)  # no serializers: bytes in, bytes out
+            if label.startswith("echo"):
+                echo = channel.unary_unary(ECHO_METHOD)  # no serializers: bytes in, bytes out
 
-            async def call() -> object:
-                return await echo(payload, metadata=metadata, timeout=CALL_TIMEOUT)
+                async def call() -> object:
+                    return await echo(payload, metadata=metadata, timeout=CALL_TIMEOUT)
+
+            else:
+                whoami = auth_pb2_grpc.AuthServiceStub(channel).WhoAmI
+                request = auth_pb2.WhoAmIRequest()
+
+                async def call() -> object:
+                    return await whoami(request, metadata=metadata, timeout=CALL_TIMEOUT)
 
             await call()
-            return await drive("echo", server, call, args.concurrency, args.warmup, args.seconds)
+            target = "echo" if label.startswith("echo") else label
+            return await drive(target, server, call, args.concurrency, args.warmup, args.seconds)
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -330,7 +374,7 @@ def report(echo_runs: list[Result], real: list[Result]) -> tuple[str, dict[str, 
     base_p50 = statistics.fmean(r.percentile(50) for r in echo_runs)
     base_p99 = statistics.fmean(r.percentile(99) for r in echo_runs)
     head = (
-        f"{'target':<10} {'calls':>8} {'qps':>8} {'p50 ms':>8} {'p99 ms':>8} {'qps/echo':>9} {'p99/echo':>9} "
+        f"{'target':<12} {'calls':>8} {'qps':>8} {'p50 ms':>8} {'p99 ms':>8} {'qps/echo':>9} {'p99/echo':>9} "
         f"{'srv cpu':>8} {'cli cpu':>8} {'errors':>7}  goal (qps >=, p99 <= x echo)"
     )
     lines = [head, "-" * len(head)]
@@ -355,7 +399,7 @@ def report(echo_runs: list[Result], real: list[Result]) -> tuple[str, dict[str, 
         cpu = f"{fmt_pct(r.server_cpu):>8} {fmt_pct(r.client_cpu):>8}" if r else f"{'':>8} {'':>8}"
         errors = f"{sum(r.errors.values()):>7}" if r else f"{'':>7}"
         lines.append(
-            f"{name:<10} {calls} {qps:>8.0f} {p50:>8.2f} {p99:>8.2f} {qps_ratio:>9.2f} {p99_ratio:>9.2f} "
+            f"{name:<12} {calls} {qps:>8.0f} {p50:>8.2f} {p99:>8.2f} {qps_ratio:>9.2f} {p99_ratio:>9.2f} "
             f"{cpu} {errors}  {goal}"
         )
         rows.append(
@@ -407,7 +451,7 @@ async def run(args: argparse.Namespace) -> int:
         f"load: {args.concurrency} calls in flight on one channel, {args.warmup:g} s warm-up then {args.seconds:g} s "
         f"measured per target; echo payload {args.payload_bytes} bytes each way"
     )
-    log("order: echo #1, then the real server (WhoAmI, then GetUser), then echo #2")
+    log("order: echo #1, WhoAmI bare, then the real server (WhoAmI, then GetUser), then echo #2")
     with tempfile.TemporaryDirectory(prefix="workspace-bench-") as tmp:
         workdir = Path(tmp)
         with contextlib.ExitStack() as stack:
@@ -421,13 +465,15 @@ async def run(args: argparse.Namespace) -> int:
             log(f"database: {shown}")
             # The echo run's header must be as long as the real token, which is not known yet: a JWT from
             # this server is about 200 characters; the second echo run uses the real length.
-            echo1 = await bench_echo(args, workdir, "echo #1", 200, log)
+            echo1 = await bench_baseline(args, workdir, "echo #1", 200, log)
             log(f"echo #1: {echo1.qps:.0f} qps")
+            bare = await bench_baseline(args, workdir, "WhoAmI bare", 200, log)
+            log(f"WhoAmI bare: {bare.qps:.0f} qps")
             real, token_length = await bench_real(args, workdir, url, log)
-            echo2 = await bench_echo(args, workdir, "echo #2", token_length, log)
+            echo2 = await bench_baseline(args, workdir, "echo #2", token_length, log)
             log(f"echo #2: {echo2.qps:.0f} qps")
-    results = [echo1, *real, echo2]
-    table, data = report([echo1, echo2], real)
+    results = [echo1, bare, *real, echo2]
+    table, data = report([echo1, echo2], [bare, *real])
     print()
     print(table)
     if args.json:

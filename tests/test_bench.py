@@ -27,7 +27,7 @@ def test_unary_bench_measures_echo_and_the_real_server(database: str) -> None:
     if database == "postgres":
         argv += ["--database-url", POSTGRES_URL]
     out = run_bench(*argv)
-    for row in ("echo #1", "echo #2", "WhoAmI", "GetUser"):
+    for row in ("echo #1", "echo #2", "WhoAmI bare", "WhoAmI", "GetUser"):
         assert f"\n{row} " in out, out
     assert "errors in" not in out, out  # every call in the window succeeded
 

@@ -8,10 +8,11 @@ written on every log line the call causes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -93,8 +94,13 @@ class AccessLogInterceptor:
             self._end(call, started, context, failure)
 
 
+#: Fresh request ids: a random prefix per process, then a counter, so they are unique across replicas
+#: and restarts without a call to the random source on every call.
+_fresh_ids = (f"{_prefix}{n:08x}" for _prefix in [secrets.token_hex(4)] for n in itertools.count(1))
+
+
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID.match(value):
             return value
-    return uuid.uuid4().hex[:16]
+    return next(_fresh_ids)

@@ -55,7 +55,7 @@ class TokenCodec:
     def verify_access_token(self, token: str) -> AccessClaims:
         known = self._verified.get(token)
         if known is not None:
-            if time.time() > known[1] + LEEWAY_SECONDS:
+            if time.time() >= known[1] + LEEWAY_SECONDS:  # as PyJWT decides: exp + leeway <= now
                 raise InvalidToken("access token has expired; refresh it", "TOKEN_EXPIRED")
             return known[0]
         try:

@@ -15,14 +15,16 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from workspace.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
+from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, users_pb2, users_pb2_grpc
 
 from .api.auth import AuthServicer
+from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
 from .api.users import UsersServicer
 from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
+from .domain.chat import Chat
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
 from .interception import InterceptorPipeline
@@ -38,6 +40,7 @@ log = logging.getLogger("workspace.server")
 SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
     users_pb2.DESCRIPTOR.services_by_name["UsersService"].full_name,
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
 )
 
 
@@ -109,6 +112,7 @@ async def build(settings: Settings) -> Application:
     )
     sessions = Sessions(uow, hasher, codec, principals, policy, utc_now)
     directory = Directory(uow, hasher, principals, utc_now)
+    chat = Chat(uow, utc_now, max_message_chars=settings.chat_max_message_chars)
     metrics = RpcMetrics()
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
@@ -124,6 +128,7 @@ async def build(settings: Settings) -> Application:
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions), server)
     users_pb2_grpc.add_UsersServiceServicer_to_server(UsersServicer(directory), server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(chat), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -60,6 +60,7 @@ class Settings:
         "seconds between health turning NOT_SERVING and refusing new calls (lets load balancers notice)", default=0.0
     )
     db_pool_size: int = _doc("database connections per replica", default=5)
+    chat_max_message_chars: int = _doc("longest chat message, characters after trimming", default=2000)
     log_level: str = _doc("debug, info, warning or error", default="info")
     replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
 
@@ -107,11 +108,14 @@ class Settings:
             "argon2_parallelism",
             "hash_workers",
             "db_pool_size",
+            "chat_max_message_chars",
         ):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
+        if self.chat_max_message_chars > 100_000:
+            raise bad("chat_max_message_chars", "must be at most 100000")
         if self.max_message_bytes < 4096:
             raise bad("max_message_bytes", "must be at least 4096")
         for name in ("refresh_reuse_grace", "auth_cache_seconds", "shutdown_grace", "shutdown_drain"):

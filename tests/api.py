@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from workspace.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
+from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, users_pb2, users_pb2_grpc
 
 
 class Client:
@@ -21,6 +21,7 @@ class Client:
         self.channel = grpc.insecure_channel(address)
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_pb2_grpc.UsersServiceStub(self.channel)
+        self.chat = chat_pb2_grpc.ChatServiceStub(self.channel)
         self.access_token = ""
         self.refresh_token = ""
         self.user: users_pb2.User | None = None
@@ -110,3 +111,60 @@ def reason(error: grpc.RpcError) -> str:
     assert info, "no google.rpc.ErrorInfo detail"
     assert info[0].domain == "workspace.v1"
     return info[0].reason
+
+
+# --- chat ---------------------------------------------------------------------------------------------
+
+
+def disable(admin: Client, user_id: int) -> None:
+    request = users_pb2.UpdateUserRequest(
+        user=users_pb2.User(id=user_id, disabled=True), update_mask={"paths": ["disabled"]}
+    )
+    admin.users.UpdateUser(request, metadata=admin.md, timeout=10)
+
+
+def direct(client: Client, user_id: int) -> chat_pb2.CreateDirectConversationResponse:
+    """The direct conversation between the client's person and ``user_id``."""
+    request = chat_pb2.CreateDirectConversationRequest(user_id=user_id)
+    return client.chat.CreateDirectConversation(request, metadata=client.md, timeout=10)
+
+
+def group(client: Client, name: str, member_ids: Sequence[int] = ()) -> chat_pb2.Conversation:
+    """A new group conversation created by the client's person."""
+    request = chat_pb2.CreateGroupConversationRequest(name=name, member_ids=list(member_ids))
+    return client.chat.CreateGroupConversation(request, metadata=client.md, timeout=10).conversation
+
+
+def send(
+    client: Client, conversation_id: int, text: str, request_id: str | None = None, reply_to_message_id: int = 0
+) -> chat_pb2.SendMessageResponse:
+    """Post a message; a fresh request id unless one is given (to retry)."""
+    request = chat_pb2.SendMessageRequest(
+        conversation_id=conversation_id,
+        text=text,
+        reply_to_message_id=reply_to_message_id,
+        request_id=uuid.uuid4().hex if request_id is None else request_id,
+    )
+    return client.chat.SendMessage(request, metadata=client.md, timeout=10)
+
+
+def conversation(client: Client, conversation_id: int) -> chat_pb2.Conversation:
+    request = chat_pb2.GetConversationRequest(conversation_id=conversation_id)
+    return client.chat.GetConversation(request, metadata=client.md, timeout=10).conversation
+
+
+def list_conversations(client: Client, page_size: int = 0, page_token: str = "") -> chat_pb2.ListConversationsResponse:
+    request = chat_pb2.ListConversationsRequest(page_size=page_size, page_token=page_token)
+    return client.chat.ListConversations(request, metadata=client.md, timeout=10)
+
+
+def list_messages(
+    client: Client, conversation_id: int, page_size: int = 0, page_token: str = ""
+) -> chat_pb2.ListMessagesResponse:
+    request = chat_pb2.ListMessagesRequest(conversation_id=conversation_id, page_size=page_size, page_token=page_token)
+    return client.chat.ListMessages(request, metadata=client.md, timeout=10)
+
+
+def mark_read(client: Client, conversation_id: int, message_id: int) -> chat_pb2.MarkReadResponse:
+    request = chat_pb2.MarkReadRequest(conversation_id=conversation_id, message_id=message_id)
+    return client.chat.MarkRead(request, metadata=client.md, timeout=10)

@@ -8,7 +8,7 @@ import grpc
 import jwt
 import pytest
 from google.rpc import error_details_pb2
-from workspace.v1 import auth_pb2, users_pb2
+from workspace.v1 import auth_pb2, chat_pb2, users_pb2
 
 from .api import Client, Person, create_person, expect_error, reason, rich_details, unique_name, violations
 from .servers import JWT_SECRET, ServerProcess, wait_until
@@ -258,6 +258,17 @@ AUTHENTICATED_RPCS = [
         users_pb2.UpdateUserRequest(user=users_pb2.User(id=1), update_mask={"paths": ["display_name"]}),
     ),
     ("users", "DeleteUser", users_pb2.DeleteUserRequest(user_id=1)),
+    ("chat", "CreateDirectConversation", chat_pb2.CreateDirectConversationRequest(user_id=1)),
+    ("chat", "CreateGroupConversation", chat_pb2.CreateGroupConversationRequest(name="team", member_ids=[1])),
+    ("chat", "GetConversation", chat_pb2.GetConversationRequest(conversation_id=1)),
+    ("chat", "ListConversations", chat_pb2.ListConversationsRequest()),
+    (
+        "chat",
+        "SendMessage",
+        chat_pb2.SendMessageRequest(conversation_id=1, text="hello", request_id="0123456789abcdef"),
+    ),
+    ("chat", "ListMessages", chat_pb2.ListMessagesRequest(conversation_id=1)),
+    ("chat", "MarkRead", chat_pb2.MarkReadRequest(conversation_id=1, message_id=1)),
 ]
 
 

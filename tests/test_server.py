@@ -27,8 +27,8 @@ from .servers import ADMIN_PASSWORD, ROOT, ServerProcess, wait_until
 ALL_SERVICES = {*SERVICE_NAMES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 
 
-def test_the_contract_names_the_two_services() -> None:
-    assert SERVICE_NAMES == ("workspace.v1.AuthService", "workspace.v1.UsersService")
+def test_the_contract_names_its_services() -> None:
+    assert SERVICE_NAMES == ("workspace.v1.AuthService", "workspace.v1.UsersService", "workspace.v1.ChatService")
 
 
 @pytest.mark.parametrize("service", ["", *SERVICE_NAMES])

@@ -58,6 +58,11 @@ def test_usernames_are_unique_without_regard_to_case(admin: Client) -> None:
             {"user.username": "may contain only lower-case letters, digits, '.', '_' and '-'"},
         ),
         (
+            {"username": "newline\n"},
+            "a-good-password",
+            {"user.username": "may contain only lower-case letters, digits, '.', '_' and '-'"},
+        ),
+        (
             {"username": "fine-name", "display_name": "d" * 101},
             "a-good-password",
             {"user.display_name": "must be at most 100 characters"},

@@ -5,13 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from workspace.v1 import auth_pb2, users_pb2
+from workspace.v1 import auth_pb2, chat_pb2, users_pb2
 
-from ..domain.model import IssuedTokens, Role, User
+from ..domain.errors import Validator
+from ..domain.model import (
+    Conversation,
+    ConversationKind,
+    ConversationView,
+    IssuedTokens,
+    MemberRole,
+    Message,
+    Role,
+    User,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ROLE_TO_PROTO = {Role.USER: users_pb2.ROLE_USER, Role.ADMIN: users_pb2.ROLE_ADMIN}
 ROLE_FROM_PROTO = {v: k for k, v in ROLE_TO_PROTO.items()}
+
+
+def check_id(v: Validator, field: str, value: int) -> None:
+    """An id field of a request: required, and ids are positive."""
+    v.check(value > 0, field, "is required (a positive id)")
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -42,3 +57,44 @@ def tokens_to_proto(tokens: IssuedTokens) -> auth_pb2.TokenPair:
         refresh_token=tokens.refresh_token,
         refresh_token_expire_time=timestamp(tokens.refresh_expires_at),
     )
+
+
+CONVERSATION_KIND_TO_PROTO = {
+    ConversationKind.DIRECT: chat_pb2.CONVERSATION_KIND_DIRECT,
+    ConversationKind.GROUP: chat_pb2.CONVERSATION_KIND_GROUP,
+}
+MEMBER_ROLE_TO_PROTO = {MemberRole.MEMBER: chat_pb2.MEMBER_ROLE_MEMBER, MemberRole.ADMIN: chat_pb2.MEMBER_ROLE_ADMIN}
+
+
+def message_to_proto(message: Message) -> chat_pb2.Message:
+    return chat_pb2.Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        sender_id=message.sender_id or 0,
+        text=message.text,
+        reply_to_message_id=message.reply_to_id or 0,
+        create_time=timestamp(message.created_at),
+        request_id=message.request_id,
+    )
+
+
+def conversation_to_proto(conversation: Conversation, view: ConversationView | None = None) -> chat_pb2.Conversation:
+    """The conversation; with ``view``, also what one member sees of it (last message, unread count)."""
+    proto = chat_pb2.Conversation(
+        id=conversation.id,
+        kind=CONVERSATION_KIND_TO_PROTO[conversation.kind],
+        name=conversation.name,
+        creator_id=conversation.creator_id or 0,
+        members=[
+            chat_pb2.Member(user_id=m.user_id, role=MEMBER_ROLE_TO_PROTO[m.role], join_time=timestamp(m.joined_at))
+            for m in conversation.members
+        ],
+        create_time=timestamp(conversation.created_at),
+        last_activity_time=timestamp(conversation.last_activity_at),
+    )
+    if view is not None:
+        if view.last_message is not None:
+            proto.last_message.CopyFrom(message_to_proto(view.last_message))
+        proto.unread_count = view.unread_count
+        proto.last_read_message_id = view.last_read_message_id
+    return proto

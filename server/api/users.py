@@ -10,11 +10,7 @@ from ..domain import rules
 from ..domain.errors import Validator
 from ..domain.users import UPDATABLE_FIELDS, Directory
 from . import paging
-from .convert import ROLE_FROM_PROTO, user_to_proto
-
-
-def _check_id(v: Validator, field: str, value: int) -> None:
-    v.check(value > 0, field, "is required (a positive id)")
+from .convert import ROLE_FROM_PROTO, check_id, user_to_proto
 
 
 def _role(v: Validator, field: str, value: int, *, required: bool) -> object:
@@ -51,7 +47,7 @@ class UsersServicer(users_pb2_grpc.UsersServiceServicer):
         self, request: users_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.GetUserResponse:
         v = Validator()
-        _check_id(v, "user_id", request.user_id)
+        check_id(v, "user_id", request.user_id)
         v.raise_if_any()
         return users_pb2.GetUserResponse(user=user_to_proto(await self._directory.get_user(caller(), request.user_id)))
 
@@ -79,7 +75,7 @@ class UsersServicer(users_pb2_grpc.UsersServiceServicer):
     ) -> users_pb2.UpdateUserResponse:
         v = Validator()
         v.check(request.HasField("user"), "user", "is required")
-        _check_id(v, "user.id", request.user.id)
+        check_id(v, "user.id", request.user.id)
         paths = list(request.update_mask.paths)
         if v.check(
             bool(paths),
@@ -107,7 +103,7 @@ class UsersServicer(users_pb2_grpc.UsersServiceServicer):
         self, request: users_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.DeleteUserResponse:
         v = Validator()
-        _check_id(v, "user_id", request.user_id)
+        check_id(v, "user_id", request.user_id)
         v.raise_if_any()
         await self._directory.delete_user(caller(), request.user_id)
         return users_pb2.DeleteUserResponse()

@@ -1,4 +1,4 @@
-"""The account records the domain works with. Repositories return these, never ORM rows."""
+"""The records the domain works with (accounts, conversations, events). Repositories return these, never ORM rows."""
 
 from __future__ import annotations
 
@@ -84,3 +84,79 @@ class IssuedTokens:
     access_expires_at: datetime
     refresh_token: str
     refresh_expires_at: datetime
+
+
+class ConversationKind(StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+class MemberRole(StrEnum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    role: MemberRole
+    joined_at: datetime
+    last_read_message_id: int
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    sender_id: int | None  # None once the sender's account is deleted
+    text: str
+    reply_to_id: int | None
+    request_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    kind: ConversationKind
+    name: str
+    creator_id: int | None
+    created_at: datetime
+    last_activity_at: datetime
+    last_message_id: int | None
+    members: tuple[Member, ...]  # in join order
+
+    def member(self, user_id: int) -> Member | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A conversation as one member sees it: with its last message and that member's unread count."""
+
+    conversation: Conversation
+    last_message: Message | None
+    unread_count: int
+    last_read_message_id: int
+
+
+class EventKind(StrEnum):
+    """What a stored event says happened. Stored as text: never rename a value."""
+
+    CONVERSATION_CREATED = "conversation.created"
+    MESSAGE_CREATED = "message.created"
+    READ_MARKER_MOVED = "read_marker.moved"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append to the log, in the same transaction as the change it describes.
+
+    Members of ``conversation_id`` see it; with ``user_id`` set, that person sees it too (or only
+    they do, when ``conversation_id`` is None).
+    """
+
+    kind: EventKind
+    payload: dict[str, object]
+    conversation_id: int | None = None
+    user_id: int | None = None

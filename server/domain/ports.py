@@ -11,11 +11,25 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
-from .model import LoginThrottle, RefreshToken, Role, Session, User
+from .model import (
+    Conversation,
+    ConversationKind,
+    LoginThrottle,
+    MemberRole,
+    Message,
+    NewEvent,
+    RefreshToken,
+    Role,
+    Session,
+    User,
+)
 
 
 class UserRepository(Protocol):
     async def get(self, user_id: int) -> User | None: ...
+    async def enabled_ids(self, user_ids: list[int]) -> set[int]:
+        """Those of ``user_ids`` that are existing, enabled accounts."""
+
     async def get_with_password(self, username_key: str) -> tuple[User, str] | None: ...
     async def password_hash(self, user_id: int) -> str | None: ...
     async def exists(self, username_key: str) -> bool: ...
@@ -56,12 +70,69 @@ class LoginThrottleRepository(Protocol):
     async def clear(self, username_key: str) -> None: ...
 
 
+class ConversationRepository(Protocol):
+    async def get(self, conversation_id: int) -> Conversation | None: ...
+    async def get_direct(self, direct_key: str) -> Conversation | None: ...
+    async def add(
+        self,
+        *,
+        kind: ConversationKind,
+        name: str,
+        creator_id: int,
+        direct_key: str | None,
+        members: list[tuple[int, MemberRole]],
+        now: datetime,
+    ) -> Conversation:
+        """Insert with its members (in the given order); raises ``AlreadyExists`` if ``direct_key`` is taken."""
+
+    async def is_member(self, conversation_id: int, user_id: int) -> bool: ...
+    async def page_for_member(
+        self, user_id: int, *, after: tuple[datetime, int] | None, limit: int
+    ) -> list[Conversation]:
+        """The member's conversations by (last activity, id) descending, strictly after ``after``."""
+
+    async def unread_counts(self, user_id: int, conversation_ids: list[int] | None) -> dict[int, int]:
+        """Unread messages per conversation for this member (all of theirs when ``conversation_ids`` is None)."""
+
+    async def touch(self, conversation_id: int, *, last_message_id: int, now: datetime) -> None: ...
+    async def move_read_marker(self, conversation_id: int, user_id: int, message_id: int) -> tuple[int, bool]:
+        """Advance the member's marker to ``message_id`` unless it is there or past it: (marker, moved)."""
+
+
+class MessageRepository(Protocol):
+    async def get(self, message_id: int) -> Message | None: ...
+    async def get_many(self, message_ids: list[int]) -> dict[int, Message]: ...
+    async def by_request_id(self, sender_id: int, request_id: str) -> Message | None: ...
+    async def add(
+        self,
+        *,
+        conversation_id: int,
+        sender_id: int,
+        text: str,
+        reply_to_id: int | None,
+        request_id: str,
+        now: datetime,
+    ) -> Message:
+        """Insert; raises ``AlreadyExists`` if this sender already used ``request_id``."""
+
+    async def page(self, conversation_id: int, *, before_id: int | None, limit: int) -> list[Message]:
+        """Newest first, ids strictly below ``before_id``."""
+
+
+class EventLog(Protocol):
+    async def append(self, event: NewEvent, now: datetime) -> int:
+        """Store the event in the current transaction and return its id (ids commit in order)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back on exit unless ``commit()`` was called."""
 
     users: UserRepository
     sessions: SessionRepository
     login_throttle: LoginThrottleRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    events: EventLog
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -7,7 +7,7 @@ import re
 from .errors import Validator
 
 USERNAME_MIN, USERNAME_MAX = 3, 32
-USERNAME_PATTERN = re.compile(r"^[a-z0-9._-]{3,32}$")
+USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,32}")  # used with fullmatch: "$" would let a final "\n" in
 DISPLAY_NAME_MAX = 100
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 1024
@@ -28,7 +28,7 @@ def check_username(v: Validator, field: str, username: str) -> bool:
     if not v.check(len(username) >= USERNAME_MIN, field, f"must be at least {USERNAME_MIN} characters"):
         return False
     return v.check(
-        USERNAME_PATTERN.match(username_key(username)) is not None,
+        USERNAME_PATTERN.fullmatch(username_key(username)) is not None,
         field,
         "may contain only lower-case letters, digits, '.', '_' and '-'",
     )

@@ -23,7 +23,7 @@ from .metrics import RpcMetrics
 
 log = logging.getLogger("workspace.access")
 REQUEST_ID_KEY = "x-request-id"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: "$" would let a final "\n" in
 
 
 class AccessLogInterceptor:
@@ -101,6 +101,6 @@ _fresh_ids = (f"{_prefix}{n:08x}" for _prefix in [secrets.token_hex(4)] for n in
 
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID.match(value):
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
             return value
     return next(_fresh_ids)

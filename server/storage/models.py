@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, MetaData, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -43,8 +54,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+#: SQLite reuses the largest rowid after a delete unless a table says AUTOINCREMENT; ids that clients keep
+#: (accounts, conversations, messages, token chains) must never come back meaning something else.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class UserRow(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -73,6 +90,7 @@ class SessionRow(Base):
 
 class RefreshTokenRow(Base):
     __tablename__ = "refresh_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
@@ -91,3 +109,85 @@ class LoginThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: the group's name; empty for direct conversations
+    name: Mapped[str] = mapped_column(String(100))
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    #: "<smaller user id>:<larger user id>" for direct conversations: at most one per pair
+    direct_key: Mapped[str | None] = mapped_column(String(41), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the newest message (no foreign key: messages point at conversations, not back)
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class MemberRow(Base):
+    __tablename__ = "conversation_members"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    #: join order within the conversation (the creator is 0)
+    position: Mapped[int] = mapped_column(Integer)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the newest message this member has read; 0 for none
+    last_read_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        UniqueConstraint("sender_id", "request_id", name="uq_messages_sender_id_request_id"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    #: NULL once the sender's account is deleted: the message stays in the history
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    reply_to_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: the sender's idempotency key; unique per sender
+    request_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventRow(Base):
+    """The event log that streams replay: ids come from ``EventCounterRow``, so they commit in order."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_conversation_id_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    #: the conversation whose members may see it; NULL for events addressed to ``user_id`` only
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: set for events only this person may see (a read marker), or that they must see although they
+    #: are no longer a member (their own removal)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    #: what happened, as JSON
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventCounterRow(Base):
+    """One row holding the last event id handed out.
+
+    Taking the next id is an UPDATE of this row, which holds the row's lock
+    until the transaction ends, so event-writing transactions commit one at a
+    time in id order: a reader that has seen event N never later finds an
+    event with a smaller id appear (no gaps at the hand-over from replay to live).
+    """
+
+    __tablename__ = "event_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger)

@@ -38,6 +38,12 @@ class SqlUserRepository:
         row = await self._s.get(UserRow, user_id)
         return _user(row) if row else None
 
+    async def enabled_ids(self, user_ids: list[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        found = await self._s.scalars(select(UserRow.id).where(UserRow.id.in_(user_ids), ~UserRow.disabled))
+        return set(found)
+
     async def get_with_password(self, username_key: str) -> tuple[User, str] | None:
         row = (await self._s.execute(select(UserRow).where(UserRow.username_key == username_key))).scalar_one_or_none()
         return (_user(row), row.password_hash) if row else None

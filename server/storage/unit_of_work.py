@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from .chat import SqlConversationRepository, SqlEventLog, SqlMessageRepository
 from .database import WRITE_OPTION
 from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlUserRepository
 
@@ -20,6 +21,9 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(self._session)
         self.sessions = SqlSessionRepository(self._session)
         self.login_throttle = SqlLoginThrottleRepository(self._session)
+        self.conversations = SqlConversationRepository(self._session)
+        self.messages = SqlMessageRepository(self._session)
+        self.events = SqlEventLog(self._session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,127 @@
+"""``workspace.v1.ChatService``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from workspace.v1 import chat_pb2, chat_pb2_grpc
+
+from ..auth.interceptor import caller
+from ..domain.chat import Chat
+from ..domain.errors import Validator
+from . import paging
+from .convert import check_id, conversation_to_proto, message_to_proto
+
+
+def _decode_after_conversation(v: Validator, token: str) -> tuple[datetime, int] | None:
+    after = paging.decode_token(v, token, {"list": "conversations"})
+    if after is None:
+        return None
+    at, _, conversation_id = after.rpartition("|")
+    try:
+        return datetime.fromisoformat(at), int(conversation_id)
+    except ValueError:
+        v.add("page_token", "is not a token this server issued")
+        return None
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, chat: Chat) -> None:
+        self._chat = chat
+
+    async def CreateDirectConversation(
+        self, request: chat_pb2.CreateDirectConversationRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CreateDirectConversationResponse:
+        v = Validator()
+        check_id(v, "user_id", request.user_id)
+        v.raise_if_any()
+        actor = caller()
+        conversation, created = await self._chat.create_direct(actor, request.user_id)
+        view = await self._chat.get(actor, conversation.id)
+        return chat_pb2.CreateDirectConversationResponse(
+            conversation=conversation_to_proto(view.conversation, view), created=created
+        )
+
+    async def CreateGroupConversation(
+        self, request: chat_pb2.CreateGroupConversationRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CreateGroupConversationResponse:
+        actor = caller()
+        conversation = await self._chat.create_group(actor, request.name, list(request.member_ids))
+        view = await self._chat.get(actor, conversation.id)
+        return chat_pb2.CreateGroupConversationResponse(conversation=conversation_to_proto(view.conversation, view))
+
+    async def GetConversation(
+        self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.GetConversationResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        v.raise_if_any()
+        view = await self._chat.get(caller(), request.conversation_id)
+        return chat_pb2.GetConversationResponse(conversation=conversation_to_proto(view.conversation, view))
+
+    async def ListConversations(
+        self, request: chat_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ListConversationsResponse:
+        v = Validator()
+        size = paging.page_size(v, request.page_size)
+        after = _decode_after_conversation(v, request.page_token)
+        v.raise_if_any()
+        page = await self._chat.list(caller(), after=after, limit=size)
+        token = ""
+        if page.next_after is not None:
+            at, conversation_id = page.next_after
+            token = paging.encode_token(f"{at.isoformat()}|{conversation_id}", {"list": "conversations"})
+        return chat_pb2.ListConversationsResponse(
+            conversations=[conversation_to_proto(view.conversation, view) for view in page.views],
+            next_page_token=token,
+            total_unread_count=page.total_unread,
+        )
+
+    async def SendMessage(
+        self, request: chat_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.SendMessageResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        v.check(request.reply_to_message_id >= 0, "reply_to_message_id", "must be a message id, or 0 for none")
+        self._chat.check_message(v, request.text, request.request_id)  # so every bad field is reported at once
+        v.raise_if_any()
+        sent = await self._chat.send(
+            caller(),
+            request.conversation_id,
+            text=request.text,
+            reply_to_id=request.reply_to_message_id or None,
+            request_id=request.request_id,
+        )
+        return chat_pb2.SendMessageResponse(message=message_to_proto(sent.message), created=sent.created)
+
+    async def ListMessages(
+        self, request: chat_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ListMessagesResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        size = paging.page_size(v, request.page_size)
+        filters = {"conversation": request.conversation_id}
+        before = paging.decode_token(v, request.page_token, filters)
+        if before is not None and not before.isdigit():
+            v.add("page_token", "is not a token this server issued")
+        v.raise_if_any()
+        messages, more = await self._chat.messages(
+            caller(), request.conversation_id, before_id=int(before) if before else None, limit=size
+        )
+        token = paging.encode_token(str(messages[-1].id), filters) if more else ""
+        return chat_pb2.ListMessagesResponse(messages=[message_to_proto(m) for m in messages], next_page_token=token)
+
+    async def MarkRead(
+        self, request: chat_pb2.MarkReadRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.MarkReadResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        check_id(v, "message_id", request.message_id)
+        v.raise_if_any()
+        state = await self._chat.mark_read(caller(), request.conversation_id, request.message_id)
+        return chat_pb2.MarkReadResponse(
+            last_read_message_id=state.last_read_message_id,
+            unread_count=state.unread_count,
+            total_unread_count=state.total_unread,
+        )

@@ -1,0 +1,268 @@
+"""Conversations and messages: who may see and write what, and the events every change records."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import AlreadyExists, InvalidInput, NotFound, Validator
+from .model import (
+    Conversation,
+    ConversationKind,
+    ConversationView,
+    EventKind,
+    MemberRole,
+    Message,
+    NewEvent,
+    Principal,
+)
+from .ports import Clock, UnitOfWork, UnitOfWorkFactory
+
+GROUP_NAME_MAX = 100
+#: Members of a group, the creator included.
+GROUP_MEMBERS_MAX = 500
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    views: list[ConversationView]
+    #: (last activity, id) of the last conversation, to continue after; None on the last page.
+    next_after: tuple[datetime, int] | None
+    total_unread: int
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message: Message
+    created: bool
+
+
+@dataclass(frozen=True)
+class ReadState:
+    last_read_message_id: int
+    unread_count: int
+    total_unread: int
+
+
+def message_payload(message: Message) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender_id": message.sender_id,
+        "text": message.text,
+        "reply_to_id": message.reply_to_id,
+        "request_id": message.request_id,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def _not_found(conversation_id: int) -> NotFound:
+    # The same answer for "does not exist" and "not yours": a conversation's existence must not leak.
+    return NotFound(f"conversation {conversation_id} not found")
+
+
+class Chat:
+    """Use cases on conversations and messages. Every method acts for ``actor`` and checks membership."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, max_message_chars: int) -> None:
+        self._uow = uow
+        self._clock = clock
+        self.max_message_chars = max_message_chars
+
+    async def create_direct(self, actor: Principal, other_id: int) -> tuple[Conversation, bool]:
+        """The direct conversation of ``actor`` and ``other_id``, and whether this call created it."""
+        if other_id == actor.user_id:
+            raise InvalidInput.one("user_id", "must be another person's id, not your own")
+        low, high = sorted((actor.user_id, other_id))
+        key = f"{low}:{high}"
+        async with self._uow() as uow:
+            if not await uow.users.enabled_ids([other_id]):
+                raise NotFound(f"user {other_id} not found")
+            existing = await uow.conversations.get_direct(key)
+            if existing is not None:
+                return existing, False
+            now = self._clock()
+            try:
+                conversation = await uow.conversations.add(
+                    kind=ConversationKind.DIRECT,
+                    name="",
+                    creator_id=actor.user_id,
+                    direct_key=key,
+                    members=[(actor.user_id, MemberRole.MEMBER), (other_id, MemberRole.MEMBER)],
+                    now=now,
+                )
+            except AlreadyExists:  # created concurrently by the other person: theirs is ours
+                pass
+            else:
+                await uow.events.append(_created(conversation), now)
+                await uow.commit()
+                return conversation, True
+        async with self._uow(read_only=True) as uow:
+            raced = await uow.conversations.get_direct(key)
+        assert raced is not None
+        return raced, False
+
+    async def create_group(self, actor: Principal, name: str, member_ids: list[int]) -> Conversation:
+        v = Validator()
+        clean = name.strip()
+        if not clean:
+            v.add("name", "is required")
+        elif len(clean) > GROUP_NAME_MAX:
+            v.add("name", f"must be at most {GROUP_NAME_MAX} characters")
+        elif any(ch in clean for ch in "\x00\r\n\t"):
+            v.add("name", "must not contain control characters")
+        others: dict[int, int] = {}  # id -> its first index in the request, in request order
+        for index, user_id in enumerate(member_ids):
+            if user_id <= 0:
+                v.add(f"member_ids[{index}]", "must be a positive account id")
+            elif user_id != actor.user_id:
+                others.setdefault(user_id, index)
+        if len(others) > GROUP_MEMBERS_MAX - 1:
+            v.add("member_ids", f"a group has at most {GROUP_MEMBERS_MAX} members, you included")
+        v.raise_if_any()
+        async with self._uow() as uow:
+            enabled = await uow.users.enabled_ids(list(others))
+            for user_id, index in others.items():
+                if user_id not in enabled:
+                    v.add(f"member_ids[{index}]", f"no such account: {user_id}")
+            v.raise_if_any()
+            now = self._clock()
+            conversation = await uow.conversations.add(
+                kind=ConversationKind.GROUP,
+                name=clean,
+                creator_id=actor.user_id,
+                direct_key=None,
+                members=[(actor.user_id, MemberRole.ADMIN), *((u, MemberRole.MEMBER) for u in others)],
+                now=now,
+            )
+            await uow.events.append(_created(conversation), now)
+            await uow.commit()
+        return conversation
+
+    async def get(self, actor: Principal, conversation_id: int) -> ConversationView:
+        async with self._uow(read_only=True) as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            if conversation is None or conversation.member(actor.user_id) is None:
+                raise _not_found(conversation_id)
+            return (await _views(uow, actor.user_id, [conversation]))[0]
+
+    async def list(self, actor: Principal, *, after: tuple[datetime, int] | None, limit: int) -> ConversationPage:
+        async with self._uow(read_only=True) as uow:
+            conversations = await uow.conversations.page_for_member(actor.user_id, after=after, limit=limit + 1)
+            more = len(conversations) > limit
+            conversations = conversations[:limit]
+            views = await _views(uow, actor.user_id, conversations)
+            total = sum((await uow.conversations.unread_counts(actor.user_id, None)).values())
+        last = conversations[-1] if more else None
+        return ConversationPage(views, (last.last_activity_at, last.id) if last else None, total)
+
+    def check_message(self, v: Validator, text: str, request_id: str) -> str:
+        """Report what is wrong with a message's text and request id to ``v``; returns the trimmed text."""
+        clean = text.strip()
+        if not clean:
+            v.add("text", "must not be empty")
+        elif len(clean) > self.max_message_chars:
+            v.add("text", f"must be at most {self.max_message_chars} characters")
+        elif "\x00" in clean:
+            v.add("text", "must not contain NUL characters")
+        if not REQUEST_ID_PATTERN.fullmatch(request_id):
+            v.add("request_id", "is required: 1 to 64 letters, digits, '.', '_' or '-'")
+        return clean
+
+    async def send(
+        self, actor: Principal, conversation_id: int, *, text: str, reply_to_id: int | None, request_id: str
+    ) -> SentMessage:
+        v = Validator()
+        clean = self.check_message(v, text, request_id)
+        v.raise_if_any()
+        async with self._uow() as uow:
+            if not await uow.conversations.is_member(conversation_id, actor.user_id):
+                raise _not_found(conversation_id)
+            earlier = await uow.messages.by_request_id(actor.user_id, request_id)
+            if earlier is not None:
+                return SentMessage(earlier, created=False)
+            if reply_to_id is not None:
+                replied = await uow.messages.get(reply_to_id)
+                if replied is None or replied.conversation_id != conversation_id:
+                    raise InvalidInput.one("reply_to_message_id", "must be a message of the same conversation")
+            now = self._clock()
+            try:
+                message = await uow.messages.add(
+                    conversation_id=conversation_id,
+                    sender_id=actor.user_id,
+                    text=clean,
+                    reply_to_id=reply_to_id,
+                    request_id=request_id,
+                    now=now,
+                )
+            except AlreadyExists:
+                pass  # a concurrent retry with the same request_id committed first: answer with its message
+            else:
+                await uow.conversations.touch(conversation_id, last_message_id=message.id, now=now)
+                await uow.events.append(
+                    NewEvent(EventKind.MESSAGE_CREATED, {"message": message_payload(message)}, conversation_id), now
+                )
+                await uow.commit()
+                return SentMessage(message, created=True)
+        async with self._uow(read_only=True) as uow:
+            first = await uow.messages.by_request_id(actor.user_id, request_id)
+        assert first is not None, "the unique (sender_id, request_id) fired, so the row exists"
+        return SentMessage(first, created=False)
+
+    async def messages(
+        self, actor: Principal, conversation_id: int, *, before_id: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        """One page, newest first, and whether older messages remain."""
+        async with self._uow(read_only=True) as uow:
+            if not await uow.conversations.is_member(conversation_id, actor.user_id):
+                raise _not_found(conversation_id)
+            page = await uow.messages.page(conversation_id, before_id=before_id, limit=limit + 1)
+        return page[:limit], len(page) > limit
+
+    async def mark_read(self, actor: Principal, conversation_id: int, message_id: int) -> ReadState:
+        async with self._uow() as uow:
+            if not await uow.conversations.is_member(conversation_id, actor.user_id):
+                raise _not_found(conversation_id)
+            message = await uow.messages.get(message_id)
+            if message is None or message.conversation_id != conversation_id:
+                raise InvalidInput.one("message_id", "must be a message of this conversation")
+            marker, moved = await uow.conversations.move_read_marker(conversation_id, actor.user_id, message_id)
+            counts = await uow.conversations.unread_counts(actor.user_id, None)
+            if moved:
+                payload = {"conversation_id": conversation_id, "last_read_message_id": marker}
+                await uow.events.append(
+                    NewEvent(EventKind.READ_MARKER_MOVED, payload, user_id=actor.user_id), self._clock()
+                )
+            await uow.commit()
+        return ReadState(marker, counts.get(conversation_id, 0), sum(counts.values()))
+
+
+def _created(conversation: Conversation) -> NewEvent:
+    payload: dict[str, object] = {
+        "conversation_id": conversation.id,
+        "kind": conversation.kind.value,
+        "name": conversation.name,
+        "creator_id": conversation.creator_id,
+        "member_ids": [m.user_id for m in conversation.members],
+    }
+    return NewEvent(EventKind.CONVERSATION_CREATED, payload, conversation.id)
+
+
+async def _views(uow: UnitOfWork, user_id: int, conversations: list[Conversation]) -> list[ConversationView]:
+    last = await uow.messages.get_many([c.last_message_id for c in conversations if c.last_message_id])
+    unread = await uow.conversations.unread_counts(user_id, [c.id for c in conversations])
+    views = []
+    for c in conversations:
+        member = c.member(user_id)
+        assert member is not None
+        views.append(
+            ConversationView(
+                c,
+                last.get(c.last_message_id) if c.last_message_id else None,
+                unread.get(c.id, 0),
+                member.last_read_message_id,
+            )
+        )
+    return views

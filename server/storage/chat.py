@@ -1,0 +1,239 @@
+"""Repositories for conversations, messages and the event log."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.errors import AlreadyExists
+from ..domain.model import Conversation, ConversationKind, Member, MemberRole, Message, NewEvent
+from .models import ConversationRow, EventCounterRow, EventRow, MemberRow, MessageRow
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        sender_id=row.sender_id,
+        text=row.text,
+        reply_to_id=row.reply_to_id,
+        request_id=row.request_id,
+        created_at=row.created_at,
+    )
+
+
+def _conversation(row: ConversationRow, members: list[MemberRow]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        kind=ConversationKind(row.kind),
+        name=row.name,
+        creator_id=row.creator_id,
+        created_at=row.created_at,
+        last_activity_at=row.last_activity_at,
+        last_message_id=row.last_message_id,
+        members=tuple(
+            Member(m.user_id, MemberRole(m.role), m.joined_at, m.last_read_message_id)
+            for m in sorted(members, key=lambda m: m.position)
+        ),
+    )
+
+
+class SqlConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def _with_members(self, rows: list[ConversationRow]) -> list[Conversation]:
+        if not rows:
+            return []
+        members: dict[int, list[MemberRow]] = {row.id: [] for row in rows}
+        for m in await self._s.scalars(select(MemberRow).where(MemberRow.conversation_id.in_(members))):
+            members[m.conversation_id].append(m)
+        return [_conversation(row, members[row.id]) for row in rows]
+
+    async def get(self, conversation_id: int) -> Conversation | None:
+        row = await self._s.get(ConversationRow, conversation_id, populate_existing=True)
+        return (await self._with_members([row]))[0] if row else None
+
+    async def get_direct(self, direct_key: str) -> Conversation | None:
+        row = await self._s.scalar(select(ConversationRow).where(ConversationRow.direct_key == direct_key))
+        return (await self._with_members([row]))[0] if row else None
+
+    async def add(
+        self,
+        *,
+        kind: ConversationKind,
+        name: str,
+        creator_id: int,
+        direct_key: str | None,
+        members: list[tuple[int, MemberRole]],
+        now: datetime,
+    ) -> Conversation:
+        row = ConversationRow(
+            kind=kind.value,
+            name=name,
+            creator_id=creator_id,
+            direct_key=direct_key,
+            created_at=now,
+            last_activity_at=now,
+        )
+        self._s.add(row)
+        try:
+            async with self._s.begin_nested():
+                await self._s.flush()
+        except IntegrityError:
+            raise AlreadyExists("that direct conversation exists already", reason="CONVERSATION_EXISTS") from None
+        member_rows = [
+            MemberRow(
+                conversation_id=row.id,
+                user_id=user_id,
+                role=role.value,
+                position=position,
+                joined_at=now,
+                last_read_message_id=0,
+            )
+            for position, (user_id, role) in enumerate(members)
+        ]
+        self._s.add_all(member_rows)
+        await self._s.flush()
+        return _conversation(row, member_rows)
+
+    async def is_member(self, conversation_id: int, user_id: int) -> bool:
+        found = await self._s.scalar(
+            select(MemberRow.user_id).where(MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
+        )
+        return found is not None
+
+    async def page_for_member(
+        self, user_id: int, *, after: tuple[datetime, int] | None, limit: int
+    ) -> list[Conversation]:
+        c = ConversationRow
+        stmt = (
+            select(c)
+            .join(MemberRow, and_(MemberRow.conversation_id == c.id, MemberRow.user_id == user_id))
+            .order_by(c.last_activity_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            at, conversation_id = after
+            stmt = stmt.where(or_(c.last_activity_at < at, and_(c.last_activity_at == at, c.id < conversation_id)))
+        return await self._with_members(list(await self._s.scalars(stmt)))
+
+    async def unread_counts(self, user_id: int, conversation_ids: list[int] | None) -> dict[int, int]:
+        m, me = MessageRow, MemberRow
+        stmt = (
+            select(m.conversation_id, func.count())
+            .join(me, and_(me.conversation_id == m.conversation_id, me.user_id == user_id))
+            .where(m.id > me.last_read_message_id, or_(m.sender_id.is_(None), m.sender_id != user_id))
+            .group_by(m.conversation_id)
+        )
+        if conversation_ids is not None:
+            stmt = stmt.where(m.conversation_id.in_(conversation_ids))
+        return {conversation_id: count for conversation_id, count in await self._s.execute(stmt)}
+
+    async def touch(self, conversation_id: int, *, last_message_id: int, now: datetime) -> None:
+        await self._s.execute(
+            update(ConversationRow)
+            .where(ConversationRow.id == conversation_id)
+            .values(last_activity_at=now, last_message_id=last_message_id)
+        )
+
+    async def move_read_marker(self, conversation_id: int, user_id: int, message_id: int) -> tuple[int, bool]:
+        where = (MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
+        result = await self._s.execute(
+            update(MemberRow)
+            .where(*where, MemberRow.last_read_message_id < message_id)
+            .values(last_read_message_id=message_id)
+        )
+        marker = await self._s.scalar(select(MemberRow.last_read_message_id).where(*where))
+        return int(marker or 0), result.rowcount > 0  # type: ignore[attr-defined]
+
+
+class SqlMessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, message_id: int) -> Message | None:
+        row = await self._s.get(MessageRow, message_id)
+        return _message(row) if row else None
+
+    async def get_many(self, message_ids: list[int]) -> dict[int, Message]:
+        if not message_ids:
+            return {}
+        rows = await self._s.scalars(select(MessageRow).where(MessageRow.id.in_(message_ids)))
+        return {row.id: _message(row) for row in rows}
+
+    async def by_request_id(self, sender_id: int, request_id: str) -> Message | None:
+        row = await self._s.scalar(
+            select(MessageRow).where(MessageRow.sender_id == sender_id, MessageRow.request_id == request_id)
+        )
+        return _message(row) if row else None
+
+    async def add(
+        self,
+        *,
+        conversation_id: int,
+        sender_id: int,
+        text: str,
+        reply_to_id: int | None,
+        request_id: str,
+        now: datetime,
+    ) -> Message:
+        row = MessageRow(
+            conversation_id=conversation_id,
+            sender_id=sender_id,
+            text=text,
+            reply_to_id=reply_to_id,
+            request_id=request_id,
+            created_at=now,
+        )
+        self._s.add(row)
+        try:
+            async with self._s.begin_nested():
+                await self._s.flush()
+        except IntegrityError:
+            raise AlreadyExists("request_id already used", reason="DUPLICATE_REQUEST") from None
+        return _message(row)
+
+    async def page(self, conversation_id: int, *, before_id: int | None, limit: int) -> list[Message]:
+        stmt = (
+            select(MessageRow)
+            .where(MessageRow.conversation_id == conversation_id)
+            .order_by(MessageRow.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            stmt = stmt.where(MessageRow.id < before_id)
+        return [_message(row) for row in await self._s.scalars(stmt)]
+
+
+class SqlEventLog:
+    """Appends to ``events``. Append last in a unit of work: the counter's lock is then always taken
+    after the rows the change touches, in every transaction, so event writers never deadlock."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def append(self, event: NewEvent, now: datetime) -> int:
+        event_id = await self._s.scalar(
+            update(EventCounterRow)
+            .where(EventCounterRow.id == 1)
+            .values(last_id=EventCounterRow.last_id + 1)
+            .returning(EventCounterRow.last_id)
+        )
+        assert event_id is not None, "event_counter has no row: is the database migrated?"
+        self._s.add(
+            EventRow(
+                id=event_id,
+                kind=event.kind.value,
+                conversation_id=event.conversation_id,
+                user_id=event.user_id,
+                payload=json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False),
+                created_at=now,
+            )
+        )
+        await self._s.flush()
+        return int(event_id)

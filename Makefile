@@ -56,6 +56,7 @@ buf-breaking: tools ## compare protos/ with main for breaking changes
 bench: $(STAMP) ## run the benchmarks on SQLite (print figures, assert nothing; see docs/PERFORMANCE.md)
 	$(PY) bench/unary.py
 	$(PY) bench/storage.py
+	$(PY) bench/fanout.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

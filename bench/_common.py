@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import secrets
+import signal
+import subprocess
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,3 +56,79 @@ def machine() -> dict[str, str]:
         "grpcio": grpc.__version__,
         "platform": platform.platform(),
     }
+
+
+LISTEN_LINE = re.compile(r"listening on (\S+):(\d+)")
+
+#: How long a server gets to print its "listening on" line.
+START_TIMEOUT = 60.0
+
+#: Cheap password hashing, so Login (which is not measured) is quick; the measured calls never hash.
+BENCH_SERVER_ENV = {"WORKSPACE_ARGON2_TIME_COST": "1", "WORKSPACE_ARGON2_MEMORY_KIB": "8192"}
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without any WORKSPACE_* variable of the caller's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc; None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServerProcess:
+    """A server in a subprocess: started, waited for until it prints its address, always stopped."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.stdout_path = workdir / f"{name}.stdout"
+        self.stderr_path = workdir / f"{name}.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+
+    def start(self) -> str:
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            # Files, not pipes: nobody reads a pipe during the run, and a full one would stall the server.
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=err)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            match = LISTEN_LINE.search(self.stdout_path.read_text(errors="replace"))
+            if match:
+                host = "127.0.0.1" if match.group(1) in ("0.0.0.0", "[::]") else match.group(1)
+                self.address = f"{host}:{match.group(2)}"
+                return self.address
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start (exit status {self.proc.poll()}):\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        text = []
+        for path in (self.stdout_path, self.stderr_path):
+            with contextlib.suppress(OSError):
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text)
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.proc.pid) if self.proc else None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

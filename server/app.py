@@ -25,12 +25,16 @@ from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
 from .domain.chat import Chat
+from .domain.events import ServerShuttingDown
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
+from .events.hub import EventHub
+from .events.listener import PostgresListener
+from .events.streams import EventStreams
 from .interception import InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics
-from .settings import Settings
+from .settings import Settings, database_url
 from .storage.database import create_engine
 from .storage.unit_of_work import SqlUnitOfWorkFactory
 
@@ -55,6 +59,8 @@ class Application:
     health: health.aio.HealthServicer
     sessions: Sessions
     metrics: RpcMetrics
+    hub: EventHub
+    listener: PostgresListener | None
     port: int
     _closers: list = field(default_factory=list)
     bootstrap: BootstrapResult | None = None
@@ -66,6 +72,9 @@ class Application:
     async def start(self) -> None:
         await self.sessions.prepare()
         self.bootstrap = await self.sessions.ensure_admin(self.settings.admin_password)
+        await self.hub.start()
+        if self.listener is not None:
+            await self.listener.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -81,6 +90,10 @@ class Application:
         log.info("shutdown started", extra={"grace_seconds": grace, "drain_seconds": self.settings.shutdown_drain})
         if self.settings.shutdown_drain:
             await asyncio.sleep(self.settings.shutdown_drain)
+        # Streams never finish by themselves: end them now, telling clients where to resume elsewhere.
+        await self.hub.stop(ServerShuttingDown.REASON, "the server is shutting down; reconnect")
+        if self.listener is not None:
+            await self.listener.stop()
         # stop() refuses new calls at once and cancels calls still running when the grace period ends.
         await self.server.stop(grace)
         for close in reversed(self._closers):
@@ -113,6 +126,19 @@ async def build(settings: Settings) -> Application:
     sessions = Sessions(uow, hasher, codec, principals, policy, utc_now)
     directory = Directory(uow, hasher, principals, utc_now)
     chat = Chat(uow, utc_now, max_message_chars=settings.chat_max_message_chars)
+    hub = EventHub(
+        uow,
+        queue_size=settings.stream_queue_size,
+        poll_seconds=settings.event_poll_seconds,
+        heartbeat_seconds=settings.stream_heartbeat_seconds,
+    )
+    uow.events_committed = hub.wake
+    streams = EventStreams(hub, uow)
+    listener = None
+    if engine.dialect.name == "postgresql":
+        listener = PostgresListener(
+            database_url(settings.database_url, asynchronous=False).replace("+psycopg", ""), hub.wake
+        )
     metrics = RpcMetrics()
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
@@ -128,7 +154,7 @@ async def build(settings: Settings) -> Application:
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions), server)
     users_pb2_grpc.add_UsersServiceServicer_to_server(UsersServicer(directory), server)
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(chat), server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(chat, streams), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -141,6 +167,8 @@ async def build(settings: Settings) -> Application:
         health=health_servicer,
         sessions=sessions,
         metrics=metrics,
+        hub=hub,
+        listener=listener,
         port=port,
         _closers=[engine.dispose, hasher.close],
     )

@@ -61,6 +61,11 @@ class Settings:
     )
     db_pool_size: int = _doc("database connections per replica", default=5)
     chat_max_message_chars: int = _doc("longest chat message, characters after trimming", default=2000)
+    stream_heartbeat_seconds: float = _doc("a quiet event stream carries a heartbeat this often", default=20.0)
+    stream_queue_size: int = _doc("events a stream may fall behind before it is ended (STREAM_TOO_SLOW)", default=1000)
+    event_poll_seconds: float = _doc(
+        "how often a replica checks the event log without being woken (a lost notification only delays)", default=2.0
+    )
     log_level: str = _doc("debug, info, warning or error", default="info")
     replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
 
@@ -109,11 +114,15 @@ class Settings:
             "hash_workers",
             "db_pool_size",
             "chat_max_message_chars",
+            "stream_queue_size",
         ):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
+        for name in ("stream_heartbeat_seconds", "event_poll_seconds"):
+            if not 0.05 <= getattr(self, name) <= 3600:
+                raise bad(name, "must be between 0.05 and 3600 seconds")
         if self.chat_max_message_chars > 100_000:
             raise bad("chat_max_message_chars", "must be at most 100000")
         if self.max_message_bytes < 4096:

@@ -116,3 +116,11 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
             raise AssertionError(f"server did not stop within {timeout}s after SIGTERM") from None
+
+    def kill(self, timeout: float = 10.0) -> int:
+        """SIGKILL, as a crash would do it: no shutdown, nothing said to clients; returns the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(timeout)

@@ -40,3 +40,14 @@ def test_storage_bench_measures_every_path(database: str) -> None:
     out = run_bench(*argv)
     for row in ("unit of work (server)", "SQLAlchemy Core", "bare driver"):
         assert f"\n{row} " in out, out
+
+
+def test_fanout_bench_measures_the_baseline_and_the_server() -> None:
+    out = run_bench(str(BENCH / "fanout.py"), "--subscribers", "3", "--seconds", "0.5", "--rate", "10")
+    rows = [
+        row for row in map(str.split, out.splitlines()) if row[:1] in (["baseline"], ["server"]) and row[1].isdigit()
+    ]
+    assert [row[0] for row in rows] == ["baseline", "server"], out
+    for row in rows:
+        lost, duplicated = int(row[7]), int(row[8])
+        assert (lost, duplicated) == (0, 0), out  # a stream that loses or repeats a message is a bug, not a figure

@@ -20,5 +20,5 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_the_docs_the_readme_links_to_exist() -> None:
-    for name in ("ARCHITECTURE", "API", "DATABASE", "DEPLOYMENT", "PERFORMANCE", "TROUBLESHOOTING"):
+    for name in ("ARCHITECTURE", "API", "DATABASE", "DEPLOYMENT", "PERFORMANCE", "STREAMING", "TROUBLESHOOTING"):
         assert (ROOT / "docs" / f"{name}.md").is_file(), f"docs/{name}.md is missing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 import grpc
@@ -10,8 +11,10 @@ from workspace.v1 import chat_pb2, chat_pb2_grpc
 from ..auth.interceptor import caller
 from ..domain.chat import Chat
 from ..domain.errors import Validator
+from ..domain.model import StoredEvent
+from ..events.streams import EventStreams, Heartbeat
 from . import paging
-from .convert import check_id, conversation_to_proto, message_to_proto
+from .convert import check_id, conversation_to_proto, event_to_proto, message_to_proto
 
 
 def _decode_after_conversation(v: Validator, token: str) -> tuple[datetime, int] | None:
@@ -26,9 +29,24 @@ def _decode_after_conversation(v: Validator, token: str) -> tuple[datetime, int]
         return None
 
 
+#: Recent events whose stream response is kept, so fan-out converts each event once.
+RESPONSE_CACHE_SIZE = 1024
+
+
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, chat: Chat) -> None:
+    def __init__(self, chat: Chat, streams: EventStreams) -> None:
         self._chat = chat
+        self._streams = streams
+        #: the response for each recent event, built once however many streams send it (never mutated)
+        self._responses: OrderedDict[int, chat_pb2.StreamEventsResponse] = OrderedDict()
+
+    def _response(self, event: StoredEvent) -> chat_pb2.StreamEventsResponse:
+        response = self._responses.get(event.id)
+        if response is None:
+            response = self._responses[event.id] = chat_pb2.StreamEventsResponse(event=event_to_proto(event))
+            if len(self._responses) > RESPONSE_CACHE_SIZE:
+                self._responses.popitem(last=False)
+        return response
 
     async def CreateDirectConversation(
         self, request: chat_pb2.CreateDirectConversationRequest, context: grpc.aio.ServicerContext
@@ -125,3 +143,23 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             unread_count=state.unread_count,
             total_unread_count=state.total_unread,
         )
+
+    async def StreamEvents(self, request: chat_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext) -> None:
+        v = Validator()
+        v.check(request.after_event_id >= 0, "after_event_id", "must be an event id, or 0 to start live")
+        v.raise_if_any()
+        # Written with context.write, not yielded: a yielded message would pass through every interceptor's
+        # generator on its way out, and a stream may carry thousands a second.
+        #
+        # A reader that stops reading blocks a write here until it reads again or goes away; meanwhile the
+        # hub ends its subscription when the queue fills, and the next item after the blocked one raises
+        # STREAM_TOO_SLOW with the id of the last event written, which is the last one the client gets.
+        async with self._streams.open(caller(), request.after_event_id) as (_, items):
+            async for item in items:
+                if isinstance(item, Heartbeat):
+                    beat = chat_pb2.Heartbeat(last_event_id=item.last_event_id, live=item.live)
+                    response = chat_pb2.StreamEventsResponse(event=chat_pb2.Event(heartbeat=beat))
+                    response.event.create_time.GetCurrentTime()
+                    await context.write(response)
+                else:
+                    await context.write(self._response(item))

@@ -20,6 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain import errors
+from ..domain.events import ResyncRequired, ServerShuttingDown, StreamEnded, StreamTooSlow
 from ..interception import Behavior, current_call, run_behavior_stream
 
 log = logging.getLogger("workspace.errors")
@@ -33,6 +34,9 @@ _CODES: list[tuple[type[errors.DomainError], int]] = [
     (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (errors.Throttled, code_pb2.RESOURCE_EXHAUSTED),
+    (ResyncRequired, code_pb2.OUT_OF_RANGE),
+    (StreamTooSlow, code_pb2.RESOURCE_EXHAUSTED),
+    (ServerShuttingDown, code_pb2.UNAVAILABLE),
 ]
 
 
@@ -63,6 +67,8 @@ def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.S
     info = error_details_pb2.ErrorInfo(reason=error.reason or code_pb2.Code.Name(code), domain=ERROR_DOMAIN)
     if request_id:
         info.metadata["request_id"] = request_id
+    if isinstance(error, StreamEnded):
+        info.metadata["last_event_id"] = str(error.last_event_id)
     details.append(_pack(info))
     return status_pb2.Status(code=code, message=error.message, details=details)
 

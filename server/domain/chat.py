@@ -239,15 +239,24 @@ class Chat:
         return ReadState(marker, counts.get(conversation_id, 0), sum(counts.values()))
 
 
-def _created(conversation: Conversation) -> NewEvent:
-    payload: dict[str, object] = {
-        "conversation_id": conversation.id,
+def conversation_payload(conversation: Conversation) -> dict[str, object]:
+    return {
+        "id": conversation.id,
         "kind": conversation.kind.value,
         "name": conversation.name,
         "creator_id": conversation.creator_id,
-        "member_ids": [m.user_id for m in conversation.members],
+        "created_at": conversation.created_at.isoformat(),
+        "members": [
+            {"user_id": m.user_id, "role": m.role.value, "joined_at": m.joined_at.isoformat()}
+            for m in conversation.members
+        ],
     }
-    return NewEvent(EventKind.CONVERSATION_CREATED, payload, conversation.id)
+
+
+def _created(conversation: Conversation) -> NewEvent:
+    return NewEvent(
+        EventKind.CONVERSATION_CREATED, {"conversation": conversation_payload(conversation)}, conversation.id
+    )
 
 
 async def _views(uow: UnitOfWork, user_id: int, conversations: list[Conversation]) -> list[ConversationView]:

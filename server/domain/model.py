@@ -160,3 +160,15 @@ class NewEvent:
     payload: dict[str, object]
     conversation_id: int | None = None
     user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the log holds it: ``payload`` is what ``NewEvent`` carried."""
+
+    id: int
+    kind: EventKind
+    payload: dict[str, object]
+    conversation_id: int | None
+    user_id: int | None
+    created_at: datetime

@@ -21,6 +21,7 @@ from .model import (
     RefreshToken,
     Role,
     Session,
+    StoredEvent,
     User,
 )
 
@@ -86,6 +87,7 @@ class ConversationRepository(Protocol):
         """Insert with its members (in the given order); raises ``AlreadyExists`` if ``direct_key`` is taken."""
 
     async def is_member(self, conversation_id: int, user_id: int) -> bool: ...
+    async def ids_for_member(self, user_id: int) -> set[int]: ...
     async def page_for_member(
         self, user_id: int, *, after: tuple[datetime, int] | None, limit: int
     ) -> list[Conversation]:
@@ -122,6 +124,18 @@ class MessageRepository(Protocol):
 class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
         """Store the event in the current transaction and return its id (ids commit in order)."""
+
+    async def last_id(self) -> int:
+        """The id of the newest committed event (0 if none was ever written)."""
+
+    async def first_id(self) -> int | None:
+        """The oldest event still kept, or None if none is."""
+
+    async def after(self, after_id: int, *, limit: int) -> list[StoredEvent]:
+        """Events with ids above ``after_id``, oldest first."""
+
+    async def visible_after(self, after_id: int, up_to_id: int, user_id: int, *, limit: int) -> list[StoredEvent]:
+        """Events in (``after_id``, ``up_to_id``] that ``user_id`` may see now, oldest first."""
 
 
 class UnitOfWork(Protocol):

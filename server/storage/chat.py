@@ -10,7 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import AlreadyExists
-from ..domain.model import Conversation, ConversationKind, Member, MemberRole, Message, NewEvent
+from ..domain.model import (
+    Conversation,
+    ConversationKind,
+    EventKind,
+    Member,
+    MemberRole,
+    Message,
+    NewEvent,
+    StoredEvent,
+)
 from .models import ConversationRow, EventCounterRow, EventRow, MemberRow, MessageRow
 
 
@@ -22,6 +31,17 @@ def _message(row: MessageRow) -> Message:
         text=row.text,
         reply_to_id=row.reply_to_id,
         request_id=row.request_id,
+        created_at=row.created_at,
+    )
+
+
+def _event(row: EventRow) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        kind=EventKind(row.kind),
+        payload=json.loads(row.payload),
+        conversation_id=row.conversation_id,
+        user_id=row.user_id,
         created_at=row.created_at,
     )
 
@@ -106,6 +126,9 @@ class SqlConversationRepository:
             select(MemberRow.user_id).where(MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
         )
         return found is not None
+
+    async def ids_for_member(self, user_id: int) -> set[int]:
+        return set(await self._s.scalars(select(MemberRow.conversation_id).where(MemberRow.user_id == user_id)))
 
     async def page_for_member(
         self, user_id: int, *, after: tuple[datetime, int] | None, limit: int
@@ -216,6 +239,8 @@ class SqlEventLog:
 
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        #: whether this unit of work appended an event (the unit of work then wakes the streams on commit)
+        self.appended = False
 
     async def append(self, event: NewEvent, now: datetime) -> int:
         event_id = await self._s.scalar(
@@ -236,4 +261,29 @@ class SqlEventLog:
             )
         )
         await self._s.flush()
+        self.appended = True
         return int(event_id)
+
+    async def last_id(self) -> int:
+        return int(await self._s.scalar(select(EventCounterRow.last_id).where(EventCounterRow.id == 1)) or 0)
+
+    async def first_id(self) -> int | None:
+        return await self._s.scalar(select(func.min(EventRow.id)))
+
+    async def after(self, after_id: int, *, limit: int) -> list[StoredEvent]:
+        stmt = select(EventRow).where(EventRow.id > after_id).order_by(EventRow.id).limit(limit)
+        return [_event(row) for row in await self._s.scalars(stmt)]
+
+    async def visible_after(self, after_id: int, up_to_id: int, user_id: int, *, limit: int) -> list[StoredEvent]:
+        mine = select(MemberRow.conversation_id).where(MemberRow.user_id == user_id)
+        stmt = (
+            select(EventRow)
+            .where(
+                EventRow.id > after_id,
+                EventRow.id <= up_to_id,
+                or_(EventRow.user_id == user_id, EventRow.conversation_id.in_(mine)),
+            )
+            .order_by(EventRow.id)
+            .limit(limit)
+        )
+        return [_event(row) for row in await self._s.scalars(stmt)]

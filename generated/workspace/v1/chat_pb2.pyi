@@ -618,3 +618,165 @@ class MarkReadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkReadResponse: _TypeAlias = MarkReadResponse  # noqa: Y015
+
+@_typing.final
+class StreamEventsRequest(_message.Message):
+    """Request for `ChatService.StreamEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    after_event_id: _builtins.int
+    """Resume after this event: replay every later event the caller may see,
+    then follow live. 0 starts live, from now, without replay; the first
+    heartbeat then says which event id "now" is.
+    """
+    def __init__(
+        self,
+        *,
+        after_event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamEventsRequest: _TypeAlias = StreamEventsRequest  # noqa: Y015
+
+@_typing.final
+class StreamEventsResponse(_message.Message):
+    """One message of `ChatService.StreamEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___Event:
+        """What happened."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___Event | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+
+@_typing.final
+class Event(_message.Message):
+    """Something that happened that the caller may see."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    MESSAGE_CREATED_FIELD_NUMBER: _builtins.int
+    CONVERSATION_CREATED_FIELD_NUMBER: _builtins.int
+    READ_MARKER_MOVED_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """The event's id: stored events have increasing ids, and a client keeps
+    the last one it handled to resume from. 0 for heartbeats.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """Nothing to report, or the replay is done (see `Heartbeat.live`)."""
+
+    @_builtins.property
+    def message_created(self) -> Global___Message:
+        """A message was posted in one of the caller's conversations."""
+
+    @_builtins.property
+    def conversation_created(self) -> Global___Conversation:
+        """A conversation the caller is a member of was created."""
+
+    @_builtins.property
+    def read_marker_moved(self) -> Global___ReadMarker:
+        """The caller's read marker moved (from this device or another)."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
+        message_created: Global___Message | None = ...,
+        conversation_created: Global___Conversation | None = ...,
+        read_marker_moved: Global___ReadMarker | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "message_created", b"message_created", "payload", b"payload", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "id", b"id", "message_created", b"message_created", "payload", b"payload", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "message_created", "conversation_created", "read_marker_moved"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class Heartbeat(_message.Message):
+    """Sent when the replay is done, and then whenever the stream has been quiet
+    for the server's heartbeat interval (`WORKSPACE_STREAM_HEARTBEAT_SECONDS`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAST_EVENT_ID_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
+    last_event_id: _builtins.int
+    """Every event up to this id that the caller may see has been sent: resume
+    from here even if the last event received was older (others' events
+    move it too).
+    """
+    live: _builtins.bool
+    """True on the first heartbeat, which ends the replay: the stream is live."""
+    def __init__(
+        self,
+        *,
+        last_event_id: _builtins.int = ...,
+        live: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_event_id", b"last_event_id", "live", b"live"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class ReadMarker(_message.Message):
+    """Where a person's read marker stands in one conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    LAST_READ_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    """The conversation."""
+    last_read_message_id: _builtins.int
+    """The newest message marked read."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        last_read_message_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "last_read_message_id", b"last_read_message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadMarker: _TypeAlias = ReadMarker  # noqa: Y015

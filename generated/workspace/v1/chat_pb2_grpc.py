@@ -72,6 +72,11 @@ class ChatServiceStub:
                 request_serializer=workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.StreamEvents = channel.unary_stream(
+                '/workspace.v1.ChatService/StreamEvents',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.StreamEventsResponse.FromString,
+                _registered_method=True)
         self.MarkRead = channel.unary_unary(
                 '/workspace.v1.ChatService/MarkRead',
                 request_serializer=workspace_dot_v1_dot_chat__pb2.MarkReadRequest.SerializeToString,
@@ -138,6 +143,28 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEvents(self, request, context):
+        """Streams the caller's events, live: new messages, new conversations they
+        are in, their own read markers (from any of their devices), and a
+        heartbeat when nothing else happens.
+
+        With `after_event_id` set, the stream first replays every later event the
+        caller may see, then follows live, with no gap and no duplicate at the
+        hand-over: a client that kept the id of the last event it handled resumes
+        exactly where it stopped. An id this server does not know (newer than its
+        newest event, or older than what it keeps) answers `OUT_OF_RANGE` with
+        the reason `RESYNC_REQUIRED`: reload your state with the list RPCs and
+        stream again with `after_event_id` 0.
+
+        A caller that reads too slowly is ended with `RESOURCE_EXHAUSTED` (reason
+        `STREAM_TOO_SLOW`) and resumes from its last event id; a server shutting
+        down ends streams with `UNAVAILABLE` (reason `SERVER_SHUTTING_DOWN`).
+        Nothing is ever dropped silently.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def MarkRead(self, request, context):
         """Marks a conversation read up to and including a message, for every
         device of the caller. A marker never moves backwards: marking an older
@@ -179,6 +206,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.FromString,
                     response_serializer=workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'StreamEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEvents,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.StreamEventsRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.StreamEventsResponse.SerializeToString,
             ),
             'MarkRead': grpc.unary_unary_rpc_method_handler(
                     servicer.MarkRead,
@@ -356,6 +388,33 @@ class ChatService:
             '/workspace.v1.ChatService/ListMessages',
             workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
             workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/workspace.v1.ChatService/StreamEvents',
+            workspace_dot_v1_dot_chat__pb2.StreamEventsRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.StreamEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

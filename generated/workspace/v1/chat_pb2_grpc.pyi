@@ -63,6 +63,24 @@ class ChatServiceStub:
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]
     """Pages backwards through a conversation's messages, newest first."""
+    StreamEvents: _grpc.UnaryStreamMultiCallable[_chat_pb2.StreamEventsRequest, _chat_pb2.StreamEventsResponse]
+    """Streams the caller's events, live: new messages, new conversations they
+    are in, their own read markers (from any of their devices), and a
+    heartbeat when nothing else happens.
+
+    With `after_event_id` set, the stream first replays every later event the
+    caller may see, then follows live, with no gap and no duplicate at the
+    hand-over: a client that kept the id of the last event it handled resumes
+    exactly where it stopped. An id this server does not know (newer than its
+    newest event, or older than what it keeps) answers `OUT_OF_RANGE` with
+    the reason `RESYNC_REQUIRED`: reload your state with the list RPCs and
+    stream again with `after_event_id` 0.
+
+    A caller that reads too slowly is ended with `RESOURCE_EXHAUSTED` (reason
+    `STREAM_TOO_SLOW`) and resumes from its last event id; a server shutting
+    down ends streams with `UNAVAILABLE` (reason `SERVER_SHUTTING_DOWN`).
+    Nothing is ever dropped silently.
+    """
     MarkRead: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.MarkReadResponse]
     """Marks a conversation read up to and including a message, for every
     device of the caller. A marker never moves backwards: marking an older
@@ -104,6 +122,24 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Pages backwards through a conversation's messages, newest first."""
+    StreamEvents: _aio.UnaryStreamMultiCallable[_chat_pb2.StreamEventsRequest, _chat_pb2.StreamEventsResponse]  # type: ignore[assignment]
+    """Streams the caller's events, live: new messages, new conversations they
+    are in, their own read markers (from any of their devices), and a
+    heartbeat when nothing else happens.
+
+    With `after_event_id` set, the stream first replays every later event the
+    caller may see, then follows live, with no gap and no duplicate at the
+    hand-over: a client that kept the id of the last event it handled resumes
+    exactly where it stopped. An id this server does not know (newer than its
+    newest event, or older than what it keeps) answers `OUT_OF_RANGE` with
+    the reason `RESYNC_REQUIRED`: reload your state with the list RPCs and
+    stream again with `after_event_id` 0.
+
+    A caller that reads too slowly is ended with `RESOURCE_EXHAUSTED` (reason
+    `STREAM_TOO_SLOW`) and resumes from its last event id; a server shutting
+    down ends streams with `UNAVAILABLE` (reason `SERVER_SHUTTING_DOWN`).
+    Nothing is ever dropped silently.
+    """
     MarkRead: _aio.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.MarkReadResponse]  # type: ignore[assignment]
     """Marks a conversation read up to and including a message, for every
     device of the caller. A marker never moves backwards: marking an older
@@ -178,6 +214,30 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ListMessagesResponse, _abc.Awaitable[_chat_pb2.ListMessagesResponse]]:
         """Pages backwards through a conversation's messages, newest first."""
+
+    @_abc_1.abstractmethod
+    def StreamEvents(
+        self,
+        request: _chat_pb2.StreamEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_chat_pb2.StreamEventsResponse], _abc.AsyncIterator[_chat_pb2.StreamEventsResponse]]:
+        """Streams the caller's events, live: new messages, new conversations they
+        are in, their own read markers (from any of their devices), and a
+        heartbeat when nothing else happens.
+
+        With `after_event_id` set, the stream first replays every later event the
+        caller may see, then follows live, with no gap and no duplicate at the
+        hand-over: a client that kept the id of the last event it handled resumes
+        exactly where it stopped. An id this server does not know (newer than its
+        newest event, or older than what it keeps) answers `OUT_OF_RANGE` with
+        the reason `RESYNC_REQUIRED`: reload your state with the list RPCs and
+        stream again with `after_event_id` 0.
+
+        A caller that reads too slowly is ended with `RESOURCE_EXHAUSTED` (reason
+        `STREAM_TOO_SLOW`) and resumes from its last event id; a server shutting
+        down ends streams with `UNAVAILABLE` (reason `SERVER_SHUTTING_DOWN`).
+        Nothing is ever dropped silently.
+        """
 
     @_abc_1.abstractmethod
     def MarkRead(

@@ -1,0 +1,64 @@
+"""Who sees which event, and how an event changes what a subscriber sees next.
+
+A stored event belongs to a conversation (its members see it), to one person
+(``user_id``: only they see it, e.g. their read marker), or to both (the person
+sees it even when not a member: their own removal, later). Membership events
+describe their members, so a subscriber learns about a conversation it was
+just added to from the event itself, with no extra query.
+"""
+
+from __future__ import annotations
+
+from .errors import DomainError
+from .model import EventKind, StoredEvent
+
+
+class ResyncRequired(DomainError):
+    """The resume point is unknown to this server: the client must reload its state and stream from now."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="RESYNC_REQUIRED")
+
+
+class StreamEnded(DomainError):
+    """The server ended a stream; the client resumes from ``last_event_id`` (sent in the error's details)."""
+
+    REASON = "STREAM_ENDED"
+
+    def __init__(self, message: str, *, last_event_id: int) -> None:
+        super().__init__(f"{message}; resume with after_event_id={last_event_id}", reason=self.REASON)
+        self.last_event_id = last_event_id
+
+
+class StreamTooSlow(StreamEnded):
+    """The reader fell further behind than its queue holds."""
+
+    REASON = "STREAM_TOO_SLOW"
+
+
+class ServerShuttingDown(StreamEnded):
+    """This replica is stopping; another one (or this one, restarted) takes the stream."""
+
+    REASON = "SERVER_SHUTTING_DOWN"
+
+
+#: The reasons a hub gives when it ends a subscription, and the error each becomes.
+STREAM_ENDINGS: dict[str, type[StreamEnded]] = {cls.REASON: cls for cls in (StreamTooSlow, ServerShuttingDown)}
+
+
+def member_ids(event: StoredEvent) -> set[int]:
+    """The people a membership event adds to its conversation (none for other events)."""
+    if event.kind is not EventKind.CONVERSATION_CREATED:
+        return set()
+    conversation = event.payload["conversation"]
+    assert isinstance(conversation, dict)
+    return {int(m["user_id"]) for m in conversation["members"]}
+
+
+def admit(event: StoredEvent, user_id: int, conversations: set[int]) -> bool:
+    """Whether ``user_id``, a member of ``conversations``, sees ``event``; updates ``conversations`` for it."""
+    if event.conversation_id is not None and user_id in member_ids(event):
+        conversations.add(event.conversation_id)
+    if event.user_id == user_id:
+        return True
+    return event.conversation_id is not None and event.conversation_id in conversations

@@ -1,0 +1,149 @@
+"""One hub per replica: it follows the event log and hands each new event to the subscribers that may see it.
+
+The rows are the truth. The hub never receives events, only wake-ups: after a
+local commit that wrote events (in-process), or a PostgreSQL notification from
+another replica (``listener.py``), or every ``poll_seconds`` in case a
+notification was lost. Each time, it reads the events after the last one it
+dispatched, in id order, so every subscriber sees every event it may see,
+once, in order, whichever replica wrote it. A broker (NATS, Redis) could
+replace the wake-up without touching anything else.
+
+Each subscriber has a bounded queue. One that is full when an event arrives
+is ended (``STREAM_TOO_SLOW``): the event is not dropped, the subscriber is,
+and it resumes from its last id. The hub never waits for a subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..domain.events import admit
+from ..domain.model import StoredEvent
+from ..domain.ports import UnitOfWorkFactory
+
+log = logging.getLogger("workspace.events")
+#: Events read from the log per query.
+BATCH = 500
+
+
+class Beat:
+    """Put in a quiet subscription's queue by the hub: time for a heartbeat."""
+
+
+HEARTBEAT = Beat()
+
+
+class Subscription:
+    """One open stream's view of the hub: its queue, what it may see, and why it ended (if it did)."""
+
+    def __init__(self, user_id: int, conversations: set[int], queue_size: int) -> None:
+        self.user_id = user_id
+        self.conversations = conversations
+        self.queue: asyncio.Queue[StoredEvent | Beat | None] = asyncio.Queue(maxsize=queue_size)
+        #: (reason, message) once the hub ended this subscription
+        self.ended: tuple[str, str] | None = None
+        #: loop time of the last item the stream sent; the hub sends a heartbeat after a quiet while
+        self.last_sent_at = asyncio.get_running_loop().time()
+
+    def offer(self, event: StoredEvent) -> None:
+        if self.ended is not None or not admit(event, self.user_id, self.conversations):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.end("STREAM_TOO_SLOW", f"the stream fell more than {self.queue.maxsize} events behind")
+
+    def end(self, reason: str, message: str) -> None:
+        if self.ended is None:
+            self.ended = (reason, message)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)  # wakes a reader waiting on an empty queue
+
+
+class EventHub:
+    def __init__(
+        self, uow: UnitOfWorkFactory, *, queue_size: int, poll_seconds: float, heartbeat_seconds: float
+    ) -> None:
+        self._uow = uow
+        self._queue_size = queue_size
+        self._poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self._subscriptions: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        #: the id of the last event dispatched; every event up to it has been offered to every subscriber
+        self.position = 0
+        self.dispatched = 0  # events read from the log and dispatched, for stats
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    async def start(self) -> None:
+        async with self._uow(read_only=True) as uow:
+            self.position = await uow.events.last_id()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="event-hub"),
+            asyncio.create_task(self._beat(), name="event-heartbeats"),
+        ]
+
+    async def stop(self, reason: str, message: str) -> None:
+        """End every subscription with ``reason`` and stop following the log."""
+        for subscription in list(self._subscriptions):
+            subscription.end(reason, message)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Look for new events now (called after a local commit, or on a notification)."""
+        self._wake.set()
+
+    def subscribe(self, user_id: int, conversations: set[int]) -> Subscription:
+        subscription = Subscription(user_id, conversations, self._queue_size)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def _beat(self) -> None:
+        """Heartbeats for quiet streams: one timer for all of them, so a delivery never pays for one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds / 4)
+            due = loop.time() - self.heartbeat_seconds
+            for subscription in list(self._subscriptions):
+                if subscription.last_sent_at <= due and subscription.queue.empty():
+                    subscription.queue.put_nowait(HEARTBEAT)
+                    subscription.last_sent_at = loop.time()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+            try:
+                await self._catch_up()
+                failures = 0
+            except Exception:  # the database went away: keep trying, the rows will still be there
+                failures += 1
+                log.exception("cannot read the event log", extra={"failures": failures})
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                self._wake.set()
+
+    async def _catch_up(self) -> None:
+        while True:
+            async with self._uow(read_only=True) as uow:
+                events = await uow.events.after(self.position, limit=BATCH)
+            for event in events:
+                for subscription in list(self._subscriptions):
+                    subscription.offer(event)
+                self.position = event.id
+            self.dispatched += len(events)
+            if len(events) < BATCH:
+                return

@@ -1,0 +1,94 @@
+"""``StreamEvents`` for one caller: replay what they missed, then follow the hub live, with heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..domain.events import STREAM_ENDINGS, ResyncRequired
+from ..domain.model import Principal, StoredEvent
+from ..domain.ports import UnitOfWorkFactory
+from .hub import BATCH, HEARTBEAT, EventHub, Subscription
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Every event up to ``last_event_id`` the caller may see has been sent; ``live`` ends the replay."""
+
+    last_event_id: int
+    live: bool
+
+
+class EventStreams:
+    def __init__(self, hub: EventHub, uow: UnitOfWorkFactory) -> None:
+        self._hub = hub
+        self._uow = uow
+        self.open_streams = 0
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self, actor: Principal, after_event_id: int
+    ) -> AsyncIterator[tuple[Subscription, AsyncIterator[StoredEvent | Heartbeat]]]:
+        """Subscribe and check the resume point (``ResyncRequired`` if unknown); yields what to send.
+
+        The subscription ends when the block does, whether or not the items were read.
+        """
+        user_id = actor.user_id
+        async with self._uow(read_only=True) as uow:
+            conversations = await uow.conversations.ids_for_member(user_id)
+        # Subscribe before reading where the log ends: every event committed from here on reaches the
+        # queue, and everything before is in the replay (the live loop skips what both carry).
+        subscription = self._hub.subscribe(user_id, conversations)
+        try:
+            async with self._uow(read_only=True) as uow:
+                newest = await uow.events.last_id()
+                oldest = await uow.events.first_id()
+            if after_event_id > newest:
+                raise ResyncRequired(f"event {after_event_id} is unknown here (the newest is {newest})")
+            if after_event_id and oldest is not None and after_event_id < oldest - 1:
+                raise ResyncRequired(f"events after {after_event_id} are no longer kept (the oldest is {oldest})")
+            items = self._items(subscription, user_id, after_event_id, newest)
+            try:
+                yield subscription, items
+            finally:
+                await items.aclose()
+        finally:
+            self._hub.unsubscribe(subscription)
+
+    async def _items(
+        self, subscription: Subscription, user_id: int, after_event_id: int, newest: int
+    ) -> AsyncIterator[StoredEvent | Heartbeat]:
+        self.open_streams += 1
+        try:
+            last = after_event_id
+            while after_event_id and last < newest:  # replay, in batches, only what the caller may see
+                async with self._uow(read_only=True) as uow:
+                    batch = await uow.events.visible_after(last, newest, user_id, limit=BATCH)
+                for event in batch:
+                    yield event
+                    last = event.id
+                if len(batch) < BATCH:
+                    break
+            last = newest
+            yield Heartbeat(newest, live=True)
+            queue = subscription.queue
+            loop = asyncio.get_running_loop()
+            while True:
+                event = await queue.get()
+                if event is HEARTBEAT:
+                    if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
+                        last = max(last, self._hub.position)
+                    yield Heartbeat(last, live=False)
+                    continue
+                if subscription.ended is not None:
+                    reason, message = subscription.ended
+                    raise STREAM_ENDINGS[reason](message, last_event_id=last)
+                if not isinstance(event, StoredEvent) or event.id <= last:
+                    continue  # the wake-up of an ending, or an event the replay already sent
+                yield event
+                last = event.id
+                subscription.last_sent_at = loop.time()
+        finally:
+            self.open_streams -= 1

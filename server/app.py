@@ -26,6 +26,7 @@ from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
 from .domain.chat import Chat
 from .domain.events import ServerShuttingDown
+from .domain.model import Principal
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
 from .events.hub import EventHub
@@ -133,7 +134,11 @@ async def build(settings: Settings) -> Application:
         heartbeat_seconds=settings.stream_heartbeat_seconds,
     )
     uow.events_committed = hub.wake
-    streams = EventStreams(hub, uow)
+
+    async def still_signed_in(principal: Principal) -> bool:
+        return await principals.get(principal.user_id, principal.session_id) is not None
+
+    streams = EventStreams(hub, uow, still_signed_in)
     listener = None
     if engine.dialect.name == "postgresql":
         listener = PostgresListener(

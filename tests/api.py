@@ -159,12 +159,58 @@ def list_conversations(client: Client, page_size: int = 0, page_token: str = "")
 
 
 def list_messages(
-    client: Client, conversation_id: int, page_size: int = 0, page_token: str = ""
+    client: Client, conversation_id: int, page_size: int = 0, page_token: str = "", around_message_id: int = 0
 ) -> chat_pb2.ListMessagesResponse:
-    request = chat_pb2.ListMessagesRequest(conversation_id=conversation_id, page_size=page_size, page_token=page_token)
+    request = chat_pb2.ListMessagesRequest(
+        conversation_id=conversation_id,
+        page_size=page_size,
+        page_token=page_token,
+        around_message_id=around_message_id,
+    )
     return client.chat.ListMessages(request, metadata=client.md, timeout=10)
 
 
 def mark_read(client: Client, conversation_id: int, message_id: int) -> chat_pb2.MarkReadResponse:
     request = chat_pb2.MarkReadRequest(conversation_id=conversation_id, message_id=message_id)
     return client.chat.MarkRead(request, metadata=client.md, timeout=10)
+
+
+def edit(client: Client, message_id: int, text: str) -> chat_pb2.Message:
+    request = chat_pb2.EditMessageRequest(message_id=message_id, text=text)
+    return client.chat.EditMessage(request, metadata=client.md, timeout=10).message
+
+
+def delete_message(client: Client, message_id: int) -> chat_pb2.Message:
+    """Delete a message; returns its tombstone."""
+    request = chat_pb2.DeleteMessageRequest(message_id=message_id)
+    return client.chat.DeleteMessage(request, metadata=client.md, timeout=10).message
+
+
+def add_reaction(client: Client, message_id: int, emoji: str) -> chat_pb2.Message:
+    request = chat_pb2.AddReactionRequest(message_id=message_id, emoji=emoji)
+    return client.chat.AddReaction(request, metadata=client.md, timeout=10).message
+
+
+def remove_reaction(client: Client, message_id: int, emoji: str) -> chat_pb2.Message:
+    request = chat_pb2.RemoveReactionRequest(message_id=message_id, emoji=emoji)
+    return client.chat.RemoveReaction(request, metadata=client.md, timeout=10).message
+
+
+def search(client: Client, query: str, page_size: int = 0, page_token: str = "") -> chat_pb2.SearchMessagesResponse:
+    request = chat_pb2.SearchMessagesRequest(query=query, page_size=page_size, page_token=page_token)
+    return client.chat.SearchMessages(request, metadata=client.md, timeout=10)
+
+
+def add_members(client: Client, conversation_id: int, user_ids: Sequence[int]) -> chat_pb2.Conversation:
+    request = chat_pb2.AddMembersRequest(conversation_id=conversation_id, user_ids=list(user_ids))
+    return client.chat.AddMembers(request, metadata=client.md, timeout=30).conversation
+
+
+def remove_member(client: Client, conversation_id: int, user_id: int) -> None:
+    request = chat_pb2.RemoveMemberRequest(conversation_id=conversation_id, user_id=user_id)
+    client.chat.RemoveMember(request, metadata=client.md, timeout=10)
+
+
+def leave(client: Client, conversation_id: int) -> None:
+    request = chat_pb2.LeaveConversationRequest(conversation_id=conversation_id)
+    client.chat.LeaveConversation(request, metadata=client.md, timeout=10)

@@ -269,6 +269,14 @@ AUTHENTICATED_RPCS = [
     ),
     ("chat", "ListMessages", chat_pb2.ListMessagesRequest(conversation_id=1)),
     ("chat", "MarkRead", chat_pb2.MarkReadRequest(conversation_id=1, message_id=1)),
+    ("chat", "EditMessage", chat_pb2.EditMessageRequest(message_id=1, text="hello")),
+    ("chat", "DeleteMessage", chat_pb2.DeleteMessageRequest(message_id=1)),
+    ("chat", "AddReaction", chat_pb2.AddReactionRequest(message_id=1, emoji="👍")),
+    ("chat", "RemoveReaction", chat_pb2.RemoveReactionRequest(message_id=1, emoji="👍")),
+    ("chat", "SearchMessages", chat_pb2.SearchMessagesRequest(query="hello")),
+    ("chat", "AddMembers", chat_pb2.AddMembersRequest(conversation_id=1, user_ids=[1])),
+    ("chat", "RemoveMember", chat_pb2.RemoveMemberRequest(conversation_id=1, user_id=1)),
+    ("chat", "LeaveConversation", chat_pb2.LeaveConversationRequest(conversation_id=1)),
 ]
 
 

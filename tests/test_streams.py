@@ -16,13 +16,14 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from workspace.v1 import chat_pb2, chat_pb2_grpc
+from workspace.v1 import auth_pb2, chat_pb2, chat_pb2_grpc
 
 from .api import (
     Client,
     Person,
     create_person,
     direct,
+    disable,
     expect_error,
     group,
     mark_read,
@@ -495,6 +496,29 @@ def test_a_reader_too_slow_is_ended_and_resumes_where_it_stopped(start_server, o
     assert messages(replayed) == sent[len(got) :]
     # The error names the last event the reader received: resuming from it repeats nothing and skips nothing.
     assert resume_point(info.value, grpc.StatusCode.RESOURCE_EXHAUSTED, "STREAM_TOO_SLOW") == got[-1].id
+
+
+@pytest.mark.parametrize("ending", ["logout", "disabled"])
+def test_a_stream_ends_when_its_session_does(start_server, open_stream, ending: str) -> None:
+    """A stream outlives its access token, but not a logout or a disabled account (checked each heartbeat)."""
+    server = start_server(WORKSPACE_STREAM_HEARTBEAT_SECONDS="0.5", WORKSPACE_AUTH_CACHE_SECONDS="0.2")
+    admin = log_in(server.address, "admin", ADMIN_PASSWORD)
+    (ann,) = people(admin, server, 1)
+    stream = open_stream(ann.client)
+    stream.live()
+    other_device = open_stream(another_device(server, ann))
+    other_device.live()
+    if ending == "logout":
+        ann.client.auth.Logout(auth_pb2.LogoutRequest(), metadata=ann.client.md, timeout=WAIT)
+    else:
+        disable(admin, ann.user.id)
+    _, error = stream.ending()
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED and reason(error) == "SESSION_ENDED", error
+    if ending == "logout":  # a logout ends that device's session only
+        assert other_device.next().HasField("heartbeat")
+    else:
+        _, error = other_device.ending()
+        assert reason(error) == "SESSION_ENDED"
 
 
 def test_a_server_shutting_down_ends_its_streams_saying_where_to_resume(start_server, open_stream) -> None:

@@ -9,12 +9,23 @@ import grpc
 from workspace.v1 import chat_pb2, chat_pb2_grpc
 
 from ..auth.interceptor import caller
-from ..domain.chat import Chat
+from ..domain.chat import SEARCH_QUERY_MAX, Chat, check_emoji
 from ..domain.errors import Validator
 from ..domain.model import StoredEvent
 from ..events.streams import EventStreams, Heartbeat
 from . import paging
 from .convert import check_id, conversation_to_proto, event_to_proto, message_to_proto
+
+
+def _decode_before(v: Validator, token: str, filters: dict[str, object]) -> int | None:
+    """The message id a message page token continues below; None for the first page (or a bad token)."""
+    before = paging.decode_token(v, token, filters)
+    if before is None:
+        return None
+    if not before.isdigit():
+        v.add("page_token", "is not a token this server issued")
+        return None
+    return int(before)
 
 
 def _decode_after_conversation(v: Validator, token: str) -> tuple[datetime, int] | None:
@@ -120,13 +131,18 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         check_id(v, "conversation_id", request.conversation_id)
         size = paging.page_size(v, request.page_size)
         filters = {"conversation": request.conversation_id}
-        before = paging.decode_token(v, request.page_token, filters)
-        if before is not None and not before.isdigit():
-            v.add("page_token", "is not a token this server issued")
+        before = _decode_before(v, request.page_token, filters)
+        if request.around_message_id < 0:
+            v.add("around_message_id", "must be a message id, or 0 for the newest messages")
+        elif request.around_message_id and request.page_token:
+            v.add("around_message_id", "cannot be combined with page_token")
         v.raise_if_any()
-        messages, more = await self._chat.messages(
-            caller(), request.conversation_id, before_id=int(before) if before else None, limit=size
-        )
+        if request.around_message_id:
+            messages, more = await self._chat.messages_around(
+                caller(), request.conversation_id, request.around_message_id, limit=size
+            )
+        else:
+            messages, more = await self._chat.messages(caller(), request.conversation_id, before_id=before, limit=size)
         token = paging.encode_token(str(messages[-1].id), filters) if more else ""
         return chat_pb2.ListMessagesResponse(messages=[message_to_proto(m) for m in messages], next_page_token=token)
 
@@ -143,6 +159,93 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             unread_count=state.unread_count,
             total_unread_count=state.total_unread,
         )
+
+    async def EditMessage(
+        self, request: chat_pb2.EditMessageRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.EditMessageResponse:
+        v = Validator()
+        check_id(v, "message_id", request.message_id)
+        self._chat.check_text(v, request.text)
+        v.raise_if_any()
+        message = await self._chat.edit(caller(), request.message_id, request.text)
+        return chat_pb2.EditMessageResponse(message=message_to_proto(message))
+
+    async def DeleteMessage(
+        self, request: chat_pb2.DeleteMessageRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.DeleteMessageResponse:
+        v = Validator()
+        check_id(v, "message_id", request.message_id)
+        v.raise_if_any()
+        message = await self._chat.delete(caller(), request.message_id)
+        return chat_pb2.DeleteMessageResponse(message=message_to_proto(message))
+
+    async def AddReaction(
+        self, request: chat_pb2.AddReactionRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.AddReactionResponse:
+        v = Validator()
+        check_id(v, "message_id", request.message_id)
+        check_emoji(v, request.emoji)
+        v.raise_if_any()
+        message = await self._chat.react(caller(), request.message_id, request.emoji, add=True)
+        return chat_pb2.AddReactionResponse(message=message_to_proto(message))
+
+    async def RemoveReaction(
+        self, request: chat_pb2.RemoveReactionRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.RemoveReactionResponse:
+        v = Validator()
+        check_id(v, "message_id", request.message_id)
+        check_emoji(v, request.emoji)
+        v.raise_if_any()
+        message = await self._chat.react(caller(), request.message_id, request.emoji, add=False)
+        return chat_pb2.RemoveReactionResponse(message=message_to_proto(message))
+
+    async def SearchMessages(
+        self, request: chat_pb2.SearchMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.SearchMessagesResponse:
+        v = Validator()
+        query = request.query.strip()
+        if not query:
+            v.add("query", "is required: the text to find")
+        elif len(query) > SEARCH_QUERY_MAX:
+            v.add("query", f"must be at most {SEARCH_QUERY_MAX} characters")
+        size = paging.page_size(v, request.page_size)
+        filters = {"search": query}
+        before = _decode_before(v, request.page_token, filters)
+        v.raise_if_any()
+        messages, more = await self._chat.search(caller(), query, before_id=before, limit=size)
+        token = paging.encode_token(str(messages[-1].id), filters) if more else ""
+        return chat_pb2.SearchMessagesResponse(messages=[message_to_proto(m) for m in messages], next_page_token=token)
+
+    async def AddMembers(
+        self, request: chat_pb2.AddMembersRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.AddMembersResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        v.raise_if_any()
+        actor = caller()
+        await self._chat.add_members(actor, request.conversation_id, list(request.user_ids))
+        view = await self._chat.get(actor, request.conversation_id)
+        return chat_pb2.AddMembersResponse(conversation=conversation_to_proto(view.conversation, view))
+
+    async def RemoveMember(
+        self, request: chat_pb2.RemoveMemberRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.RemoveMemberResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        check_id(v, "user_id", request.user_id)
+        v.raise_if_any()
+        await self._chat.remove_member(caller(), request.conversation_id, request.user_id)
+        return chat_pb2.RemoveMemberResponse()
+
+    async def LeaveConversation(
+        self, request: chat_pb2.LeaveConversationRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.LeaveConversationResponse:
+        v = Validator()
+        check_id(v, "conversation_id", request.conversation_id)
+        v.raise_if_any()
+        actor = caller()
+        await self._chat.remove_member(actor, request.conversation_id, actor.user_id)
+        return chat_pb2.LeaveConversationResponse()
 
     async def StreamEvents(self, request: chat_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext) -> None:
         v = Validator()

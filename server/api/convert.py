@@ -78,6 +78,9 @@ def message_to_proto(message: Message) -> chat_pb2.Message:
         reply_to_message_id=message.reply_to_id or 0,
         create_time=timestamp(message.created_at),
         request_id=message.request_id,
+        edit_time=timestamp(message.edited_at),
+        delete_time=timestamp(message.deleted_at),
+        reactions=[chat_pb2.Reaction(emoji=r.emoji, user_ids=r.user_ids) for r in message.reactions],
     )
 
 
@@ -116,6 +119,9 @@ def message_from_payload(payload: dict[str, Any]) -> chat_pb2.Message:
         reply_to_message_id=payload["reply_to_id"] or 0,
         create_time=_time(payload["created_at"]),
         request_id=payload["request_id"],
+        edit_time=_time(payload.get("edited_at")),
+        delete_time=_time(payload.get("deleted_at")),
+        reactions=[chat_pb2.Reaction(emoji=r["emoji"], user_ids=r["user_ids"]) for r in payload.get("reactions", ())],
     )
 
 
@@ -137,12 +143,26 @@ def conversation_from_payload(payload: dict[str, Any]) -> chat_pb2.Conversation:
     )
 
 
+#: Events whose payload is a message, and the ``Event`` field each fills.
+MESSAGE_EVENTS = {
+    EventKind.MESSAGE_CREATED: "message_created",
+    EventKind.MESSAGE_EDITED: "message_edited",
+    EventKind.MESSAGE_DELETED: "message_deleted",
+    EventKind.REACTIONS_CHANGED: "reactions_changed",
+}
+MEMBERS_EVENTS = {EventKind.MEMBERS_ADDED: "members_added", EventKind.MEMBERS_REMOVED: "members_removed"}
+
+
 def event_to_proto(event: StoredEvent) -> chat_pb2.Event:
     """A stored event as the stream sends it; the payload is what the domain wrote (``server.domain.chat``)."""
     proto = chat_pb2.Event(id=event.id, create_time=timestamp(event.created_at))
     payload: dict[str, Any] = event.payload
-    if event.kind is EventKind.MESSAGE_CREATED:
-        proto.message_created.CopyFrom(message_from_payload(payload["message"]))
+    if event.kind in MESSAGE_EVENTS:
+        getattr(proto, MESSAGE_EVENTS[event.kind]).CopyFrom(message_from_payload(payload["message"]))
+    elif event.kind in MEMBERS_EVENTS:
+        changed = getattr(proto, MEMBERS_EVENTS[event.kind])
+        changed.conversation.CopyFrom(conversation_from_payload(payload["conversation"]))
+        changed.user_ids.extend(payload["user_ids"])
     elif event.kind is EventKind.CONVERSATION_CREATED:
         proto.conversation_created.CopyFrom(conversation_from_payload(payload["conversation"]))
     elif event.kind is EventKind.READ_MARKER_MOVED:

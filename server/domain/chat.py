@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from .errors import AlreadyExists, InvalidInput, NotFound, Validator
+from .errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Validator
 from .model import (
     Conversation,
     ConversationKind,
@@ -20,6 +21,10 @@ from .model import (
 from .ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 GROUP_NAME_MAX = 100
+EMOJI_MAX = 32
+#: Different emojis one person may put on one message.
+REACTIONS_PER_PERSON_MAX = 20
+SEARCH_QUERY_MAX = 200
 #: Members of a group, the creator included.
 GROUP_MEMBERS_MAX = 500
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
@@ -46,6 +51,20 @@ class ReadState:
     total_unread: int
 
 
+def check_emoji(v: Validator, emoji: str) -> None:
+    if not emoji:
+        v.add("emoji", "is required")
+    elif len(emoji) > EMOJI_MAX:
+        v.add("emoji", f"must be at most {EMOJI_MAX} characters")
+    elif any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs") for ch in emoji):
+        # Only white space and control characters: emoji sequences rely on format characters (ZWJ, tags).
+        v.add("emoji", "must not contain white space or control characters")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def message_payload(message: Message) -> dict[str, object]:
     return {
         "id": message.id,
@@ -55,6 +74,9 @@ def message_payload(message: Message) -> dict[str, object]:
         "reply_to_id": message.reply_to_id,
         "request_id": message.request_id,
         "created_at": message.created_at.isoformat(),
+        "edited_at": _iso(message.edited_at),
+        "deleted_at": _iso(message.deleted_at),
+        "reactions": [{"emoji": r.emoji, "user_ids": list(r.user_ids)} for r in message.reactions],
     }
 
 
@@ -158,8 +180,8 @@ class Chat:
         last = conversations[-1] if more else None
         return ConversationPage(views, (last.last_activity_at, last.id) if last else None, total)
 
-    def check_message(self, v: Validator, text: str, request_id: str) -> str:
-        """Report what is wrong with a message's text and request id to ``v``; returns the trimmed text."""
+    def check_text(self, v: Validator, text: str) -> str:
+        """Report what is wrong with a message's text to ``v``; returns it trimmed."""
         clean = text.strip()
         if not clean:
             v.add("text", "must not be empty")
@@ -167,6 +189,11 @@ class Chat:
             v.add("text", f"must be at most {self.max_message_chars} characters")
         elif "\x00" in clean:
             v.add("text", "must not contain NUL characters")
+        return clean
+
+    def check_message(self, v: Validator, text: str, request_id: str) -> str:
+        """Report what is wrong with a new message's text and request id to ``v``; returns the trimmed text."""
+        clean = self.check_text(v, text)
         if not REQUEST_ID_PATTERN.fullmatch(request_id):
             v.add("request_id", "is required: 1 to 64 letters, digits, '.', '_' or '-'")
         return clean
@@ -201,9 +228,7 @@ class Chat:
                 pass  # a concurrent retry with the same request_id committed first: answer with its message
             else:
                 await uow.conversations.touch(conversation_id, last_message_id=message.id, now=now)
-                await uow.events.append(
-                    NewEvent(EventKind.MESSAGE_CREATED, {"message": message_payload(message)}, conversation_id), now
-                )
+                await uow.events.append(_message_event(EventKind.MESSAGE_CREATED, message), now)
                 await uow.commit()
                 return SentMessage(message, created=True)
         async with self._uow(read_only=True) as uow:
@@ -220,6 +245,166 @@ class Chat:
                 raise _not_found(conversation_id)
             page = await uow.messages.page(conversation_id, before_id=before_id, limit=limit + 1)
         return page[:limit], len(page) > limit
+
+    async def _message_for_member(self, uow: UnitOfWork, actor: Principal, message_id: int) -> Message:
+        message = await uow.messages.get(message_id)
+        if message is None or not await uow.conversations.is_member(message.conversation_id, actor.user_id):
+            raise NotFound(f"message {message_id} not found")
+        return message
+
+    async def edit(self, actor: Principal, message_id: int, text: str) -> Message:
+        v = Validator()
+        clean = self.check_text(v, text)
+        v.raise_if_any()
+        async with self._uow() as uow:
+            message = await self._message_for_member(uow, actor, message_id)
+            if message.sender_id != actor.user_id:
+                raise PermissionDenied("only its author may edit a message")
+            if message.deleted_at is not None:
+                raise FailedPrecondition("a deleted message cannot be edited", reason="MESSAGE_DELETED")
+            now = self._clock()
+            await uow.messages.edit(message_id, clean, now)
+            edited = await uow.messages.get(message_id)
+            assert edited is not None
+            await uow.events.append(_message_event(EventKind.MESSAGE_EDITED, edited), now)
+            await uow.commit()
+        return edited
+
+    async def delete(self, actor: Principal, message_id: int) -> Message:
+        async with self._uow() as uow:
+            message = await self._message_for_member(uow, actor, message_id)
+            if message.deleted_at is not None:
+                return message
+            if message.sender_id != actor.user_id and not actor.is_admin:
+                conversation = await uow.conversations.get(message.conversation_id)
+                member = conversation.member(actor.user_id) if conversation else None
+                if member is None or member.role is not MemberRole.ADMIN:
+                    raise PermissionDenied("only its author, the group's admins and administrators may delete it")
+            now = self._clock()
+            await uow.messages.delete(message_id, now)
+            tombstone = await uow.messages.get(message_id)
+            assert tombstone is not None
+            await uow.events.append(_message_event(EventKind.MESSAGE_DELETED, tombstone), now)
+            await uow.commit()
+        return tombstone
+
+    async def react(self, actor: Principal, message_id: int, emoji: str, *, add: bool) -> Message:
+        """Add (or with ``add`` false, take back) the actor's reaction; a no-op when nothing would change."""
+        v = Validator()
+        check_emoji(v, emoji)
+        v.raise_if_any()
+        async with self._uow() as uow:
+            message = await self._message_for_member(uow, actor, message_id)
+            if message.deleted_at is not None:
+                raise FailedPrecondition("a deleted message takes no reactions", reason="MESSAGE_DELETED")
+            now = self._clock()
+            if add:
+                mine = next((r for r in message.reactions if r.emoji == emoji and actor.user_id in r.user_ids), None)
+                if mine is not None:
+                    return message
+                if await uow.messages.reactions_by(message_id, actor.user_id) >= REACTIONS_PER_PERSON_MAX:
+                    raise FailedPrecondition(
+                        f"at most {REACTIONS_PER_PERSON_MAX} different reactions per person on a message",
+                        reason="TOO_MANY_REACTIONS",
+                    )
+                changed = await uow.messages.add_reaction(message_id, actor.user_id, emoji, now)
+            else:
+                changed = await uow.messages.remove_reaction(message_id, actor.user_id, emoji)
+            if not changed:
+                return message
+            message = await uow.messages.get(message_id)
+            assert message is not None
+            await uow.events.append(_message_event(EventKind.REACTIONS_CHANGED, message), now)
+            await uow.commit()
+        return message
+
+    async def search(
+        self, actor: Principal, query: str, *, before_id: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        """Matches newest first, and whether older ones remain."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.messages.search(actor.user_id, query.casefold(), before_id=before_id, limit=limit + 1)
+        return found[:limit], len(found) > limit
+
+    async def messages_around(
+        self, actor: Principal, conversation_id: int, message_id: int, *, limit: int
+    ) -> tuple[list[Message], bool]:
+        """Up to ``limit // 2`` newer messages, then ``message_id`` and older ones to fill ``limit``, newest first;
+        and whether older ones remain."""
+        async with self._uow(read_only=True) as uow:
+            if not await uow.conversations.is_member(conversation_id, actor.user_id):
+                raise _not_found(conversation_id)
+            anchor = await uow.messages.get(message_id)
+            if anchor is None or anchor.conversation_id != conversation_id:
+                raise InvalidInput.one("around_message_id", "must be a message of this conversation")
+            newer = await uow.messages.newer(conversation_id, after_id=message_id, limit=limit // 2)
+            older = await uow.messages.page(conversation_id, before_id=message_id + 1, limit=limit - len(newer) + 1)
+        more = len(older) > limit - len(newer)
+        return [*reversed(newer), *older[: limit - len(newer)]], more
+
+    async def add_members(self, actor: Principal, conversation_id: int, user_ids: list[int]) -> Conversation:
+        v = Validator()
+        if not user_ids:
+            v.add("user_ids", "is required: the people to add")
+        wanted: dict[int, int] = {}
+        for index, user_id in enumerate(user_ids):
+            if user_id <= 0:
+                v.add(f"user_ids[{index}]", "must be a positive account id")
+            else:
+                wanted.setdefault(user_id, index)
+        v.raise_if_any()
+        async with self._uow() as uow:
+            conversation = await self._group_for_admin(uow, actor, conversation_id)
+            new = {u: i for u, i in wanted.items() if conversation.member(u) is None}
+            enabled = await uow.users.enabled_ids(list(new))
+            for user_id, index in new.items():
+                if user_id not in enabled:
+                    v.add(f"user_ids[{index}]", f"no such account: {user_id}")
+            if len(conversation.members) + len(new) > GROUP_MEMBERS_MAX:
+                v.add("user_ids", f"a group has at most {GROUP_MEMBERS_MAX} members")
+            v.raise_if_any()
+            if not new:
+                return conversation
+            now = self._clock()
+            await uow.conversations.add_members(conversation_id, list(new), now)
+            after = await uow.conversations.get(conversation_id)
+            assert after is not None
+            await uow.events.append(_members_event(EventKind.MEMBERS_ADDED, after, list(new)), now)
+            await uow.commit()
+        return after
+
+    async def remove_member(self, actor: Principal, conversation_id: int, user_id: int) -> None:
+        async with self._uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            me = conversation.member(actor.user_id) if conversation else None
+            if conversation is None or me is None:
+                raise _not_found(conversation_id)
+            if conversation.kind is not ConversationKind.GROUP:
+                raise FailedPrecondition("people cannot join or leave a direct conversation", reason="DIRECT")
+            target = conversation.member(user_id)
+            if target is None:
+                raise NotFound(f"user {user_id} is not a member of conversation {conversation_id}")
+            if user_id != actor.user_id and me.role is not MemberRole.ADMIN:
+                raise PermissionDenied("only the group's admins may remove other people")
+            await uow.conversations.remove_member(conversation_id, user_id)
+            remaining = [m for m in conversation.members if m.user_id != user_id]
+            if remaining and not any(m.role is MemberRole.ADMIN for m in remaining):
+                await uow.conversations.set_role(conversation_id, remaining[0].user_id, MemberRole.ADMIN)
+            after = await uow.conversations.get(conversation_id)
+            assert after is not None
+            await uow.events.append(_members_event(EventKind.MEMBERS_REMOVED, after, [user_id]), self._clock())
+            await uow.commit()
+
+    async def _group_for_admin(self, uow: UnitOfWork, actor: Principal, conversation_id: int) -> Conversation:
+        conversation = await uow.conversations.get(conversation_id)
+        me = conversation.member(actor.user_id) if conversation else None
+        if conversation is None or me is None:
+            raise _not_found(conversation_id)
+        if conversation.kind is not ConversationKind.GROUP:
+            raise FailedPrecondition("people cannot join or leave a direct conversation", reason="DIRECT")
+        if me.role is not MemberRole.ADMIN:
+            raise PermissionDenied("only the group's admins may add people")
+        return conversation
 
     async def mark_read(self, actor: Principal, conversation_id: int, message_id: int) -> ReadState:
         async with self._uow() as uow:
@@ -251,6 +436,17 @@ def conversation_payload(conversation: Conversation) -> dict[str, object]:
             for m in conversation.members
         ],
     }
+
+
+def _message_event(kind: EventKind, message: Message) -> NewEvent:
+    return NewEvent(kind, {"message": message_payload(message)}, message.conversation_id)
+
+
+def _members_event(kind: EventKind, conversation: Conversation, user_ids: list[int]) -> NewEvent:
+    payload = {"conversation": conversation_payload(conversation), "user_ids": user_ids}
+    # A removed person is no longer a member: the event is addressed to them too, so they learn of it.
+    addressed = user_ids[0] if kind is EventKind.MEMBERS_REMOVED else None
+    return NewEvent(kind, payload, conversation.id, user_id=addressed)
 
 
 def _created(conversation: Conversation) -> NewEvent:

@@ -46,9 +46,13 @@ class ServerShuttingDown(StreamEnded):
 STREAM_ENDINGS: dict[str, type[StreamEnded]] = {cls.REASON: cls for cls in (StreamTooSlow, ServerShuttingDown)}
 
 
+#: Events that carry the conversation's members as they are after the event.
+MEMBERSHIP_EVENTS = frozenset({EventKind.CONVERSATION_CREATED, EventKind.MEMBERS_ADDED, EventKind.MEMBERS_REMOVED})
+
+
 def member_ids(event: StoredEvent) -> set[int]:
-    """The people a membership event adds to its conversation (none for other events)."""
-    if event.kind is not EventKind.CONVERSATION_CREATED:
+    """The members of the event's conversation after a membership event (none for other events)."""
+    if event.kind not in MEMBERSHIP_EVENTS:
         return set()
     conversation = event.payload["conversation"]
     assert isinstance(conversation, dict)
@@ -56,9 +60,17 @@ def member_ids(event: StoredEvent) -> set[int]:
 
 
 def admit(event: StoredEvent, user_id: int, conversations: set[int]) -> bool:
-    """Whether ``user_id``, a member of ``conversations``, sees ``event``; updates ``conversations`` for it."""
-    if event.conversation_id is not None and user_id in member_ids(event):
-        conversations.add(event.conversation_id)
+    """Whether ``user_id``, a member of ``conversations``, sees ``event``; updates ``conversations`` for it.
+
+    A person removed from a conversation gets the removal (it is addressed to them) and nothing of the
+    conversation after it.
+    """
+    conversation_id = event.conversation_id
+    if conversation_id is not None and event.kind in MEMBERSHIP_EVENTS:
+        if user_id in member_ids(event):
+            conversations.add(conversation_id)
+        else:
+            conversations.discard(conversation_id)
     if event.user_id == user_id:
         return True
-    return event.conversation_id is not None and event.conversation_id in conversations
+    return conversation_id is not None and conversation_id in conversations

@@ -105,14 +105,23 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Reaction:
+    emoji: str
+    user_ids: tuple[int, ...]  # in the order they reacted
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     conversation_id: int
     sender_id: int | None  # None once the sender's account is deleted
-    text: str
+    text: str  # empty for a tombstone
     reply_to_id: int | None
     request_id: str
     created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    reactions: tuple[Reaction, ...] = ()  # in the order each emoji was first used
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,11 @@ class EventKind(StrEnum):
 
     CONVERSATION_CREATED = "conversation.created"
     MESSAGE_CREATED = "message.created"
+    MESSAGE_EDITED = "message.edited"
+    MESSAGE_DELETED = "message.deleted"
+    REACTIONS_CHANGED = "message.reactions_changed"
+    MEMBERS_ADDED = "members.added"
+    MEMBERS_REMOVED = "members.removed"
     READ_MARKER_MOVED = "read_marker.moved"
 
 

@@ -86,6 +86,11 @@ class ConversationRepository(Protocol):
     ) -> Conversation:
         """Insert with its members (in the given order); raises ``AlreadyExists`` if ``direct_key`` is taken."""
 
+    async def add_members(self, conversation_id: int, user_ids: list[int], now: datetime) -> None:
+        """Append members (role member) after the existing ones, in the given order."""
+
+    async def remove_member(self, conversation_id: int, user_id: int) -> None: ...
+    async def set_role(self, conversation_id: int, user_id: int, role: MemberRole) -> None: ...
     async def is_member(self, conversation_id: int, user_id: int) -> bool: ...
     async def ids_for_member(self, user_id: int) -> set[int]: ...
     async def page_for_member(
@@ -117,8 +122,25 @@ class MessageRepository(Protocol):
     ) -> Message:
         """Insert; raises ``AlreadyExists`` if this sender already used ``request_id``."""
 
+    async def edit(self, message_id: int, text: str, now: datetime) -> None: ...
+    async def delete(self, message_id: int, now: datetime) -> None:
+        """Make it a tombstone: no text, no reactions, a deletion time."""
+
+    async def add_reaction(self, message_id: int, user_id: int, emoji: str, now: datetime) -> bool:
+        """False if that person already reacted with that emoji."""
+
+    async def remove_reaction(self, message_id: int, user_id: int, emoji: str) -> bool:
+        """False if there was no such reaction."""
+
+    async def reactions_by(self, message_id: int, user_id: int) -> int: ...
     async def page(self, conversation_id: int, *, before_id: int | None, limit: int) -> list[Message]:
         """Newest first, ids strictly below ``before_id``."""
+
+    async def newer(self, conversation_id: int, *, after_id: int, limit: int) -> list[Message]:
+        """The ``limit`` messages just after ``after_id``, oldest first."""
+
+    async def search(self, user_id: int, folded_query: str, *, before_id: int | None, limit: int) -> list[Message]:
+        """Undeleted messages of the member's conversations whose folded text contains the query, newest first."""
 
 
 class EventLog(Protocol):

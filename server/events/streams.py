@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from ..domain.errors import Unauthenticated
 from ..domain.events import STREAM_ENDINGS, ResyncRequired
 from ..domain.model import Principal, StoredEvent
 from ..domain.ports import UnitOfWorkFactory
@@ -22,9 +23,13 @@ class Heartbeat:
 
 
 class EventStreams:
-    def __init__(self, hub: EventHub, uow: UnitOfWorkFactory) -> None:
+    def __init__(
+        self, hub: EventHub, uow: UnitOfWorkFactory, still_signed_in: Callable[[Principal], Awaitable[bool]]
+    ) -> None:
         self._hub = hub
         self._uow = uow
+        #: whether the stream's session is still valid (not logged out, account not disabled or deleted)
+        self._still_signed_in = still_signed_in
         self.open_streams = 0
 
     @contextlib.asynccontextmanager
@@ -49,7 +54,7 @@ class EventStreams:
                 raise ResyncRequired(f"event {after_event_id} is unknown here (the newest is {newest})")
             if after_event_id and oldest is not None and after_event_id < oldest - 1:
                 raise ResyncRequired(f"events after {after_event_id} are no longer kept (the oldest is {oldest})")
-            items = self._items(subscription, user_id, after_event_id, newest)
+            items = self._items(subscription, actor, after_event_id, newest)
             try:
                 yield subscription, items
             finally:
@@ -58,8 +63,9 @@ class EventStreams:
             self._hub.unsubscribe(subscription)
 
     async def _items(
-        self, subscription: Subscription, user_id: int, after_event_id: int, newest: int
+        self, subscription: Subscription, actor: Principal, after_event_id: int, newest: int
     ) -> AsyncIterator[StoredEvent | Heartbeat]:
+        user_id = actor.user_id
         self.open_streams += 1
         try:
             last = after_event_id
@@ -78,6 +84,10 @@ class EventStreams:
             while True:
                 event = await queue.get()
                 if event is HEARTBEAT:
+                    # A stream outlives its access token; at each heartbeat it checks the session behind it,
+                    # so logging out or a disabled account ends it within a heartbeat interval.
+                    if not await self._still_signed_in(actor):
+                        raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
                     if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
                         last = max(last, self._hub.position)
                     yield Heartbeat(last, live=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +18,13 @@ from ..domain.model import (
     MemberRole,
     Message,
     NewEvent,
+    Reaction,
     StoredEvent,
 )
-from .models import ConversationRow, EventCounterRow, EventRow, MemberRow, MessageRow
+from .models import ConversationRow, EventCounterRow, EventRow, MemberRow, MessageRow, ReactionRow
 
 
-def _message(row: MessageRow) -> Message:
+def _message(row: MessageRow, reactions: tuple[Reaction, ...] = ()) -> Message:
     return Message(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -32,7 +33,14 @@ def _message(row: MessageRow) -> Message:
         reply_to_id=row.reply_to_id,
         request_id=row.request_id,
         created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted_at=row.deleted_at,
+        reactions=reactions,
     )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _event(row: EventRow) -> StoredEvent:
@@ -121,6 +129,36 @@ class SqlConversationRepository:
         await self._s.flush()
         return _conversation(row, member_rows)
 
+    async def add_members(self, conversation_id: int, user_ids: list[int], now: datetime) -> None:
+        position = await self._s.scalar(
+            select(func.max(MemberRow.position)).where(MemberRow.conversation_id == conversation_id)
+        )
+        start = (position if position is not None else -1) + 1
+        self._s.add_all(
+            MemberRow(
+                conversation_id=conversation_id,
+                user_id=user_id,
+                role=MemberRole.MEMBER.value,
+                position=start + i,
+                joined_at=now,
+                last_read_message_id=0,
+            )
+            for i, user_id in enumerate(user_ids)
+        )
+        await self._s.flush()
+
+    async def remove_member(self, conversation_id: int, user_id: int) -> None:
+        await self._s.execute(
+            delete(MemberRow).where(MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
+        )
+
+    async def set_role(self, conversation_id: int, user_id: int, role: MemberRole) -> None:
+        await self._s.execute(
+            update(MemberRow)
+            .where(MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
+            .values(role=role.value)
+        )
+
     async def is_member(self, conversation_id: int, user_id: int) -> bool:
         found = await self._s.scalar(
             select(MemberRow.user_id).where(MemberRow.conversation_id == conversation_id, MemberRow.user_id == user_id)
@@ -179,21 +217,36 @@ class SqlMessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    async def _with_reactions(self, rows: list[MessageRow]) -> list[Message]:
+        if not rows:
+            return []
+        by_message: dict[int, dict[str, list[int]]] = {row.id: {} for row in rows}
+        reactions = await self._s.execute(
+            select(ReactionRow.message_id, ReactionRow.emoji, ReactionRow.user_id)
+            .where(ReactionRow.message_id.in_(by_message))
+            .order_by(ReactionRow.id)
+        )
+        for message_id, emoji, user_id in reactions:
+            by_message[message_id].setdefault(emoji, []).append(user_id)
+        return [
+            _message(row, tuple(Reaction(e, tuple(users)) for e, users in by_message[row.id].items())) for row in rows
+        ]
+
     async def get(self, message_id: int) -> Message | None:
-        row = await self._s.get(MessageRow, message_id)
-        return _message(row) if row else None
+        row = await self._s.get(MessageRow, message_id, populate_existing=True)
+        return (await self._with_reactions([row]))[0] if row else None
 
     async def get_many(self, message_ids: list[int]) -> dict[int, Message]:
         if not message_ids:
             return {}
-        rows = await self._s.scalars(select(MessageRow).where(MessageRow.id.in_(message_ids)))
-        return {row.id: _message(row) for row in rows}
+        rows = list(await self._s.scalars(select(MessageRow).where(MessageRow.id.in_(message_ids))))
+        return {m.id: m for m in await self._with_reactions(rows)}
 
     async def by_request_id(self, sender_id: int, request_id: str) -> Message | None:
         row = await self._s.scalar(
             select(MessageRow).where(MessageRow.sender_id == sender_id, MessageRow.request_id == request_id)
         )
-        return _message(row) if row else None
+        return (await self._with_reactions([row]))[0] if row else None
 
     async def add(
         self,
@@ -209,6 +262,7 @@ class SqlMessageRepository:
             conversation_id=conversation_id,
             sender_id=sender_id,
             text=text,
+            search_text=text.casefold(),
             reply_to_id=reply_to_id,
             request_id=request_id,
             created_at=now,
@@ -221,6 +275,51 @@ class SqlMessageRepository:
             raise AlreadyExists("request_id already used", reason="DUPLICATE_REQUEST") from None
         return _message(row)
 
+    async def edit(self, message_id: int, text: str, now: datetime) -> None:
+        await self._s.execute(
+            update(MessageRow)
+            .where(MessageRow.id == message_id)
+            .values(text=text, search_text=text.casefold(), edited_at=now)
+        )
+
+    async def delete(self, message_id: int, now: datetime) -> None:
+        await self._s.execute(delete(ReactionRow).where(ReactionRow.message_id == message_id))
+        await self._s.execute(
+            update(MessageRow).where(MessageRow.id == message_id).values(text="", search_text="", deleted_at=now)
+        )
+
+    async def add_reaction(self, message_id: int, user_id: int, emoji: str, now: datetime) -> bool:
+        exists = await self._s.scalar(
+            select(ReactionRow.id).where(
+                ReactionRow.message_id == message_id, ReactionRow.user_id == user_id, ReactionRow.emoji == emoji
+            )
+        )
+        if exists is not None:
+            return False
+        self._s.add(ReactionRow(message_id=message_id, user_id=user_id, emoji=emoji, created_at=now))
+        try:
+            async with self._s.begin_nested():
+                await self._s.flush()
+        except IntegrityError:  # the same reaction, added at the same moment from another device
+            return False
+        return True
+
+    async def remove_reaction(self, message_id: int, user_id: int, emoji: str) -> bool:
+        result = await self._s.execute(
+            delete(ReactionRow).where(
+                ReactionRow.message_id == message_id, ReactionRow.user_id == user_id, ReactionRow.emoji == emoji
+            )
+        )
+        return result.rowcount > 0  # type: ignore[attr-defined]
+
+    async def reactions_by(self, message_id: int, user_id: int) -> int:
+        return int(
+            await self._s.scalar(
+                select(func.count()).where(ReactionRow.message_id == message_id, ReactionRow.user_id == user_id)
+            )
+            or 0
+        )
+
     async def page(self, conversation_id: int, *, before_id: int | None, limit: int) -> list[Message]:
         stmt = (
             select(MessageRow)
@@ -230,7 +329,32 @@ class SqlMessageRepository:
         )
         if before_id is not None:
             stmt = stmt.where(MessageRow.id < before_id)
-        return [_message(row) for row in await self._s.scalars(stmt)]
+        return await self._with_reactions(list(await self._s.scalars(stmt)))
+
+    async def newer(self, conversation_id: int, *, after_id: int, limit: int) -> list[Message]:
+        stmt = (
+            select(MessageRow)
+            .where(MessageRow.conversation_id == conversation_id, MessageRow.id > after_id)
+            .order_by(MessageRow.id)
+            .limit(limit)
+        )
+        return await self._with_reactions(list(await self._s.scalars(stmt)))
+
+    async def search(self, user_id: int, folded_query: str, *, before_id: int | None, limit: int) -> list[Message]:
+        mine = select(MemberRow.conversation_id).where(MemberRow.user_id == user_id)
+        stmt = (
+            select(MessageRow)
+            .where(
+                MessageRow.conversation_id.in_(mine),
+                MessageRow.deleted_at.is_(None),
+                MessageRow.search_text.like(f"%{_escape_like(folded_query)}%", escape="\\"),
+            )
+            .order_by(MessageRow.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            stmt = stmt.where(MessageRow.id < before_id)
+        return await self._with_reactions(list(await self._s.scalars(stmt)))
 
 
 class SqlEventLog:

@@ -158,6 +158,26 @@ class MessageRow(Base):
     #: the sender's idempotency key; unique per sender
     request_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: set for a tombstone: its text and reactions are gone
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: ``str.casefold()`` of the text, what SearchMessages matches (SQLite's lower() only folds ASCII)
+    search_text: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class ReactionRow(Base):
+    __tablename__ = "message_reactions"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id", "emoji", name="uq_message_reactions_message_id_user_id_emoji"),
+        NEVER_REUSE_IDS,
+    )
+
+    #: also the order reactions were made in
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    emoji: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventRow(Base):

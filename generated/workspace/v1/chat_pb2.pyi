@@ -181,6 +181,9 @@ class Message(_message.Message):
     REPLY_TO_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EDIT_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    REACTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Server-assigned identifier; later messages of a conversation have larger
     ids.
@@ -201,6 +204,22 @@ class Message(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was sent."""
 
+    @_builtins.property
+    def edit_time(self) -> _timestamp_pb2.Timestamp:
+        """When the text was last edited; unset if never."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was deleted; unset if it was not. A deleted message keeps its id,
+        sender and time, and loses its text and reactions.
+        """
+
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reaction]:
+        """The reactions, one entry per emoji, in the order each emoji was first
+        used.
+        """
+
     def __init__(
         self,
         *,
@@ -211,14 +230,45 @@ class Message(_message.Message):
         reply_to_message_id: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         request_id: _builtins.str = ...,
+        edit_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        reactions: _abc.Iterable[Global___Reaction] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "create_time", b"create_time", "id", b"id", "reply_to_message_id", b"reply_to_message_id", "request_id", b"request_id", "sender_id", b"sender_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "id", b"id", "reactions", b"reactions", "reply_to_message_id", b"reply_to_message_id", "request_id", b"request_id", "sender_id", b"sender_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class Reaction(_message.Message):
+    """The people who reacted to a message with one emoji."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMOJI_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    emoji: _builtins.str
+    """The emoji (1 to 32 characters, no spaces)."""
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Who reacted with it, in the order they did."""
+
+    def __init__(
+        self,
+        *,
+        emoji: _builtins.str = ...,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emoji", b"emoji", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reaction: _TypeAlias = Reaction  # noqa: Y015
 
 @_typing.final
 class CreateDirectConversationRequest(_message.Message):
@@ -508,6 +558,7 @@ class ListMessagesRequest(_message.Message):
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AROUND_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.int
     """The conversation; the caller must be a member."""
     page_size: _builtins.int
@@ -516,16 +567,23 @@ class ListMessagesRequest(_message.Message):
     """The `next_page_token` of a previous call, to get the next (older) page;
     empty to start from the newest message.
     """
+    around_message_id: _builtins.int
+    """Instead of the newest messages, show this message with up to half a page
+    of newer ones and the rest older ones (to jump to a search result or a
+    reply). `next_page_token` then continues with older messages. Cannot be
+    combined with `page_token`.
+    """
     def __init__(
         self,
         *,
         conversation_id: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        around_message_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["around_message_id", b"around_message_id", "conversation_id", b"conversation_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -680,6 +738,11 @@ class Event(_message.Message):
     MESSAGE_CREATED_FIELD_NUMBER: _builtins.int
     CONVERSATION_CREATED_FIELD_NUMBER: _builtins.int
     READ_MARKER_MOVED_FIELD_NUMBER: _builtins.int
+    MESSAGE_EDITED_FIELD_NUMBER: _builtins.int
+    MESSAGE_DELETED_FIELD_NUMBER: _builtins.int
+    REACTIONS_CHANGED_FIELD_NUMBER: _builtins.int
+    MEMBERS_ADDED_FIELD_NUMBER: _builtins.int
+    MEMBERS_REMOVED_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """The event's id: stored events have increasing ids, and a client keeps
     the last one it handled to resume from. 0 for heartbeats.
@@ -704,6 +767,31 @@ class Event(_message.Message):
     def read_marker_moved(self) -> Global___ReadMarker:
         """The caller's read marker moved (from this device or another)."""
 
+    @_builtins.property
+    def message_edited(self) -> Global___Message:
+        """A message's text was edited; the message as it is now."""
+
+    @_builtins.property
+    def message_deleted(self) -> Global___Message:
+        """A message was deleted; its tombstone."""
+
+    @_builtins.property
+    def reactions_changed(self) -> Global___Message:
+        """A message's reactions changed; the message as it is now."""
+
+    @_builtins.property
+    def members_added(self) -> Global___MembersChanged:
+        """People joined a group the caller is in (or the caller joined one); the
+        conversation as it is now.
+        """
+
+    @_builtins.property
+    def members_removed(self) -> Global___MembersChanged:
+        """People left or were removed from a group; sent to the remaining members
+        and to each person removed, whose stream then stops carrying the
+        group's events.
+        """
+
     def __init__(
         self,
         *,
@@ -713,12 +801,17 @@ class Event(_message.Message):
         message_created: Global___Message | None = ...,
         conversation_created: Global___Conversation | None = ...,
         read_marker_moved: Global___ReadMarker | None = ...,
+        message_edited: Global___Message | None = ...,
+        message_deleted: Global___Message | None = ...,
+        reactions_changed: Global___Message | None = ...,
+        members_added: Global___MembersChanged | None = ...,
+        members_removed: Global___MembersChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "message_created", b"message_created", "payload", b"payload", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "id", b"id", "message_created", b"message_created", "payload", b"payload", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "id", b"id", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "message_created", "conversation_created", "read_marker_moved"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "message_created", "conversation_created", "read_marker_moved", "message_edited", "message_deleted", "reactions_changed", "members_added", "members_removed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -780,3 +873,421 @@ class ReadMarker(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadMarker: _TypeAlias = ReadMarker  # noqa: Y015
+
+@_typing.final
+class EditMessageRequest(_message.Message):
+    """Request for `ChatService.EditMessage`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.int
+    """The message; it must be the caller's own."""
+    text: _builtins.str
+    """The new text, with the same rules as `SendMessageRequest.text`."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.int = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditMessageRequest: _TypeAlias = EditMessageRequest  # noqa: Y015
+
+@_typing.final
+class EditMessageResponse(_message.Message):
+    """Response of `ChatService.EditMessage`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> Global___Message:
+        """The message after the edit."""
+
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditMessageResponse: _TypeAlias = EditMessageResponse  # noqa: Y015
+
+@_typing.final
+class DeleteMessageRequest(_message.Message):
+    """Request for `ChatService.DeleteMessage`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.int
+    """The message."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMessageRequest: _TypeAlias = DeleteMessageRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMessageResponse(_message.Message):
+    """Response of `ChatService.DeleteMessage`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> Global___Message:
+        """The tombstone."""
+
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMessageResponse: _TypeAlias = DeleteMessageResponse  # noqa: Y015
+
+@_typing.final
+class AddReactionRequest(_message.Message):
+    """Request for `ChatService.AddReaction`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    EMOJI_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.int
+    """The message; the caller must be a member of its conversation."""
+    emoji: _builtins.str
+    """The emoji: 1 to 32 characters, no white space or control characters."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.int = ...,
+        emoji: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emoji", b"emoji", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddReactionRequest: _TypeAlias = AddReactionRequest  # noqa: Y015
+
+@_typing.final
+class AddReactionResponse(_message.Message):
+    """Response of `ChatService.AddReaction`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> Global___Message:
+        """The message with its reactions."""
+
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddReactionResponse: _TypeAlias = AddReactionResponse  # noqa: Y015
+
+@_typing.final
+class RemoveReactionRequest(_message.Message):
+    """Request for `ChatService.RemoveReaction`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    EMOJI_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.int
+    """The message."""
+    emoji: _builtins.str
+    """The emoji to take back."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.int = ...,
+        emoji: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emoji", b"emoji", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveReactionRequest: _TypeAlias = RemoveReactionRequest  # noqa: Y015
+
+@_typing.final
+class RemoveReactionResponse(_message.Message):
+    """Response of `ChatService.RemoveReaction`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> Global___Message:
+        """The message with its reactions."""
+
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveReactionResponse: _TypeAlias = RemoveReactionResponse  # noqa: Y015
+
+@_typing.final
+class SearchMessagesRequest(_message.Message):
+    """Request for `ChatService.SearchMessages`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """The text to find: 1 to 200 characters after trimming; case is ignored."""
+    page_size: _builtins.int
+    """At most this many messages are returned: 1 to 200; 0 means 50."""
+    page_token: _builtins.str
+    """The `next_page_token` of a previous call with the same query."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchMessagesRequest: _TypeAlias = SearchMessagesRequest  # noqa: Y015
+
+@_typing.final
+class SearchMessagesResponse(_message.Message):
+    """Response of `ChatService.SearchMessages`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass this as `page_token` to get older matches; empty on the last page."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """Matching messages, newest first."""
+
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___Message] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchMessagesResponse: _TypeAlias = SearchMessagesResponse  # noqa: Y015
+
+@_typing.final
+class AddMembersRequest(_message.Message):
+    """Request for `ChatService.AddMembers`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    """The group."""
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The people to add: enabled accounts; a group has at most 500 members."""
+
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMembersRequest: _TypeAlias = AddMembersRequest  # noqa: Y015
+
+@_typing.final
+class AddMembersResponse(_message.Message):
+    """Response of `ChatService.AddMembers`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """The group afterwards."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddMembersResponse: _TypeAlias = AddMembersResponse  # noqa: Y015
+
+@_typing.final
+class RemoveMemberRequest(_message.Message):
+    """Request for `ChatService.RemoveMember`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    """The group."""
+    user_id: _builtins.int
+    """The person to remove (the caller's own id to leave)."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveMemberRequest: _TypeAlias = RemoveMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveMemberResponse(_message.Message):
+    """Response of `ChatService.RemoveMember`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveMemberResponse: _TypeAlias = RemoveMemberResponse  # noqa: Y015
+
+@_typing.final
+class LeaveConversationRequest(_message.Message):
+    """Request for `ChatService.LeaveConversation`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.int
+    """The group to leave."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveConversationRequest: _TypeAlias = LeaveConversationRequest  # noqa: Y015
+
+@_typing.final
+class LeaveConversationResponse(_message.Message):
+    """Response of `ChatService.LeaveConversation`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveConversationResponse: _TypeAlias = LeaveConversationResponse  # noqa: Y015
+
+@_typing.final
+class MembersChanged(_message.Message):
+    """Who joined or left a group."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation:
+        """The group as it is after the change (its members, roles and name)."""
+
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The people who joined, or who left or were removed."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MembersChanged: _TypeAlias = MembersChanged  # noqa: Y015

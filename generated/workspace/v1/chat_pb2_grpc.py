@@ -72,6 +72,46 @@ class ChatServiceStub:
                 request_serializer=workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.EditMessage = channel.unary_unary(
+                '/workspace.v1.ChatService/EditMessage',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.EditMessageResponse.FromString,
+                _registered_method=True)
+        self.DeleteMessage = channel.unary_unary(
+                '/workspace.v1.ChatService/DeleteMessage',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.DeleteMessageRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.DeleteMessageResponse.FromString,
+                _registered_method=True)
+        self.AddReaction = channel.unary_unary(
+                '/workspace.v1.ChatService/AddReaction',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.AddReactionRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.AddReactionResponse.FromString,
+                _registered_method=True)
+        self.RemoveReaction = channel.unary_unary(
+                '/workspace.v1.ChatService/RemoveReaction',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.RemoveReactionRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.RemoveReactionResponse.FromString,
+                _registered_method=True)
+        self.SearchMessages = channel.unary_unary(
+                '/workspace.v1.ChatService/SearchMessages',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.SearchMessagesRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.SearchMessagesResponse.FromString,
+                _registered_method=True)
+        self.AddMembers = channel.unary_unary(
+                '/workspace.v1.ChatService/AddMembers',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.AddMembersRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.AddMembersResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/workspace.v1.ChatService/RemoveMember',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.LeaveConversation = channel.unary_unary(
+                '/workspace.v1.ChatService/LeaveConversation',
+                request_serializer=workspace_dot_v1_dot_chat__pb2.LeaveConversationRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_chat__pb2.LeaveConversationResponse.FromString,
+                _registered_method=True)
         self.StreamEvents = channel.unary_stream(
                 '/workspace.v1.ChatService/StreamEvents',
                 request_serializer=workspace_dot_v1_dot_chat__pb2.StreamEventsRequest.SerializeToString,
@@ -137,7 +177,75 @@ class ChatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """Pages backwards through a conversation's messages, newest first.
+        """Pages backwards through a conversation's messages, newest first, or
+        shows the messages around one of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditMessage(self, request, context):
+        """Changes the text of one of the caller's own messages; the message keeps
+        an `edit_time`. A deleted message cannot be edited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMessage(self, request, context):
+        """Deletes a message, leaving a tombstone (no text, no reactions, a
+        `delete_time`) so that replies and history stay coherent. Allowed to the
+        author, to the group's admins, and to workspace administrators who are
+        members. Deleting a deleted message changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddReaction(self, request, context):
+        """Adds the caller's reaction with an emoji to a message; adding the same
+        emoji again changes nothing (one of each emoji per person).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveReaction(self, request, context):
+        """Removes the caller's reaction with an emoji from a message; removing one
+        that is not there changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchMessages(self, request, context):
+        """Finds messages containing a text, in the caller's conversations, newest
+        first. The match ignores case; deleted messages are not found.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMembers(self, request, context):
+        """Adds people to a group. Only the group's admins may; people already in
+        it are ignored. Direct conversations have no members to add.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Removes someone from a group: admins may remove anyone, anyone may remove
+        themselves (see `LeaveConversation`). Their stream stops carrying the
+        group's events at once. When the last admin goes, the longest-standing
+        remaining member becomes admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveConversation(self, request, context):
+        """The caller leaves a group (the same as removing themselves).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +314,46 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.FromString,
                     response_serializer=workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.EditMessageRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.EditMessageResponse.SerializeToString,
+            ),
+            'DeleteMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMessage,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.DeleteMessageRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.DeleteMessageResponse.SerializeToString,
+            ),
+            'AddReaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddReaction,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.AddReactionRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.AddReactionResponse.SerializeToString,
+            ),
+            'RemoveReaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveReaction,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.RemoveReactionRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.RemoveReactionResponse.SerializeToString,
+            ),
+            'SearchMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMessages,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.SearchMessagesRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.SearchMessagesResponse.SerializeToString,
+            ),
+            'AddMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMembers,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.AddMembersRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.AddMembersResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'LeaveConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveConversation,
+                    request_deserializer=workspace_dot_v1_dot_chat__pb2.LeaveConversationRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_chat__pb2.LeaveConversationResponse.SerializeToString,
             ),
             'StreamEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamEvents,
@@ -388,6 +536,222 @@ class ChatService:
             '/workspace.v1.ChatService/ListMessages',
             workspace_dot_v1_dot_chat__pb2.ListMessagesRequest.SerializeToString,
             workspace_dot_v1_dot_chat__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/EditMessage',
+            workspace_dot_v1_dot_chat__pb2.EditMessageRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.EditMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/DeleteMessage',
+            workspace_dot_v1_dot_chat__pb2.DeleteMessageRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.DeleteMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddReaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/AddReaction',
+            workspace_dot_v1_dot_chat__pb2.AddReactionRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.AddReactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveReaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/RemoveReaction',
+            workspace_dot_v1_dot_chat__pb2.RemoveReactionRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.RemoveReactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/SearchMessages',
+            workspace_dot_v1_dot_chat__pb2.SearchMessagesRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.SearchMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/AddMembers',
+            workspace_dot_v1_dot_chat__pb2.AddMembersRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.AddMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/RemoveMember',
+            workspace_dot_v1_dot_chat__pb2.RemoveMemberRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.ChatService/LeaveConversation',
+            workspace_dot_v1_dot_chat__pb2.LeaveConversationRequest.SerializeToString,
+            workspace_dot_v1_dot_chat__pb2.LeaveConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

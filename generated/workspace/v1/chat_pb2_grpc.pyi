@@ -62,7 +62,43 @@ class ChatServiceStub:
     nothing.
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]
-    """Pages backwards through a conversation's messages, newest first."""
+    """Pages backwards through a conversation's messages, newest first, or
+    shows the messages around one of them.
+    """
+    EditMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.EditMessageRequest, _chat_pb2.EditMessageResponse]
+    """Changes the text of one of the caller's own messages; the message keeps
+    an `edit_time`. A deleted message cannot be edited.
+    """
+    DeleteMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.DeleteMessageRequest, _chat_pb2.DeleteMessageResponse]
+    """Deletes a message, leaving a tombstone (no text, no reactions, a
+    `delete_time`) so that replies and history stay coherent. Allowed to the
+    author, to the group's admins, and to workspace administrators who are
+    members. Deleting a deleted message changes nothing.
+    """
+    AddReaction: _grpc.UnaryUnaryMultiCallable[_chat_pb2.AddReactionRequest, _chat_pb2.AddReactionResponse]
+    """Adds the caller's reaction with an emoji to a message; adding the same
+    emoji again changes nothing (one of each emoji per person).
+    """
+    RemoveReaction: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RemoveReactionRequest, _chat_pb2.RemoveReactionResponse]
+    """Removes the caller's reaction with an emoji from a message; removing one
+    that is not there changes nothing.
+    """
+    SearchMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchMessagesRequest, _chat_pb2.SearchMessagesResponse]
+    """Finds messages containing a text, in the caller's conversations, newest
+    first. The match ignores case; deleted messages are not found.
+    """
+    AddMembers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.AddMembersRequest, _chat_pb2.AddMembersResponse]
+    """Adds people to a group. Only the group's admins may; people already in
+    it are ignored. Direct conversations have no members to add.
+    """
+    RemoveMember: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RemoveMemberRequest, _chat_pb2.RemoveMemberResponse]
+    """Removes someone from a group: admins may remove anyone, anyone may remove
+    themselves (see `LeaveConversation`). Their stream stops carrying the
+    group's events at once. When the last admin goes, the longest-standing
+    remaining member becomes admin.
+    """
+    LeaveConversation: _grpc.UnaryUnaryMultiCallable[_chat_pb2.LeaveConversationRequest, _chat_pb2.LeaveConversationResponse]
+    """The caller leaves a group (the same as removing themselves)."""
     StreamEvents: _grpc.UnaryStreamMultiCallable[_chat_pb2.StreamEventsRequest, _chat_pb2.StreamEventsResponse]
     """Streams the caller's events, live: new messages, new conversations they
     are in, their own read markers (from any of their devices), and a
@@ -121,7 +157,43 @@ class ChatServiceAsyncStub(ChatServiceStub):
     nothing.
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.ListMessagesRequest, _chat_pb2.ListMessagesResponse]  # type: ignore[assignment]
-    """Pages backwards through a conversation's messages, newest first."""
+    """Pages backwards through a conversation's messages, newest first, or
+    shows the messages around one of them.
+    """
+    EditMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.EditMessageRequest, _chat_pb2.EditMessageResponse]  # type: ignore[assignment]
+    """Changes the text of one of the caller's own messages; the message keeps
+    an `edit_time`. A deleted message cannot be edited.
+    """
+    DeleteMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.DeleteMessageRequest, _chat_pb2.DeleteMessageResponse]  # type: ignore[assignment]
+    """Deletes a message, leaving a tombstone (no text, no reactions, a
+    `delete_time`) so that replies and history stay coherent. Allowed to the
+    author, to the group's admins, and to workspace administrators who are
+    members. Deleting a deleted message changes nothing.
+    """
+    AddReaction: _aio.UnaryUnaryMultiCallable[_chat_pb2.AddReactionRequest, _chat_pb2.AddReactionResponse]  # type: ignore[assignment]
+    """Adds the caller's reaction with an emoji to a message; adding the same
+    emoji again changes nothing (one of each emoji per person).
+    """
+    RemoveReaction: _aio.UnaryUnaryMultiCallable[_chat_pb2.RemoveReactionRequest, _chat_pb2.RemoveReactionResponse]  # type: ignore[assignment]
+    """Removes the caller's reaction with an emoji from a message; removing one
+    that is not there changes nothing.
+    """
+    SearchMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchMessagesRequest, _chat_pb2.SearchMessagesResponse]  # type: ignore[assignment]
+    """Finds messages containing a text, in the caller's conversations, newest
+    first. The match ignores case; deleted messages are not found.
+    """
+    AddMembers: _aio.UnaryUnaryMultiCallable[_chat_pb2.AddMembersRequest, _chat_pb2.AddMembersResponse]  # type: ignore[assignment]
+    """Adds people to a group. Only the group's admins may; people already in
+    it are ignored. Direct conversations have no members to add.
+    """
+    RemoveMember: _aio.UnaryUnaryMultiCallable[_chat_pb2.RemoveMemberRequest, _chat_pb2.RemoveMemberResponse]  # type: ignore[assignment]
+    """Removes someone from a group: admins may remove anyone, anyone may remove
+    themselves (see `LeaveConversation`). Their stream stops carrying the
+    group's events at once. When the last admin goes, the longest-standing
+    remaining member becomes admin.
+    """
+    LeaveConversation: _aio.UnaryUnaryMultiCallable[_chat_pb2.LeaveConversationRequest, _chat_pb2.LeaveConversationResponse]  # type: ignore[assignment]
+    """The caller leaves a group (the same as removing themselves)."""
     StreamEvents: _aio.UnaryStreamMultiCallable[_chat_pb2.StreamEventsRequest, _chat_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Streams the caller's events, live: new messages, new conversations they
     are in, their own read markers (from any of their devices), and a
@@ -213,7 +285,91 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.ListMessagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ListMessagesResponse, _abc.Awaitable[_chat_pb2.ListMessagesResponse]]:
-        """Pages backwards through a conversation's messages, newest first."""
+        """Pages backwards through a conversation's messages, newest first, or
+        shows the messages around one of them.
+        """
+
+    @_abc_1.abstractmethod
+    def EditMessage(
+        self,
+        request: _chat_pb2.EditMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.EditMessageResponse, _abc.Awaitable[_chat_pb2.EditMessageResponse]]:
+        """Changes the text of one of the caller's own messages; the message keeps
+        an `edit_time`. A deleted message cannot be edited.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteMessage(
+        self,
+        request: _chat_pb2.DeleteMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.DeleteMessageResponse, _abc.Awaitable[_chat_pb2.DeleteMessageResponse]]:
+        """Deletes a message, leaving a tombstone (no text, no reactions, a
+        `delete_time`) so that replies and history stay coherent. Allowed to the
+        author, to the group's admins, and to workspace administrators who are
+        members. Deleting a deleted message changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def AddReaction(
+        self,
+        request: _chat_pb2.AddReactionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.AddReactionResponse, _abc.Awaitable[_chat_pb2.AddReactionResponse]]:
+        """Adds the caller's reaction with an emoji to a message; adding the same
+        emoji again changes nothing (one of each emoji per person).
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveReaction(
+        self,
+        request: _chat_pb2.RemoveReactionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.RemoveReactionResponse, _abc.Awaitable[_chat_pb2.RemoveReactionResponse]]:
+        """Removes the caller's reaction with an emoji from a message; removing one
+        that is not there changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def SearchMessages(
+        self,
+        request: _chat_pb2.SearchMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SearchMessagesResponse, _abc.Awaitable[_chat_pb2.SearchMessagesResponse]]:
+        """Finds messages containing a text, in the caller's conversations, newest
+        first. The match ignores case; deleted messages are not found.
+        """
+
+    @_abc_1.abstractmethod
+    def AddMembers(
+        self,
+        request: _chat_pb2.AddMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.AddMembersResponse, _abc.Awaitable[_chat_pb2.AddMembersResponse]]:
+        """Adds people to a group. Only the group's admins may; people already in
+        it are ignored. Direct conversations have no members to add.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveMember(
+        self,
+        request: _chat_pb2.RemoveMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.RemoveMemberResponse, _abc.Awaitable[_chat_pb2.RemoveMemberResponse]]:
+        """Removes someone from a group: admins may remove anyone, anyone may remove
+        themselves (see `LeaveConversation`). Their stream stops carrying the
+        group's events at once. When the last admin goes, the longest-standing
+        remaining member becomes admin.
+        """
+
+    @_abc_1.abstractmethod
+    def LeaveConversation(
+        self,
+        request: _chat_pb2.LeaveConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.LeaveConversationResponse, _abc.Awaitable[_chat_pb2.LeaveConversationResponse]]:
+        """The caller leaves a group (the same as removing themselves)."""
 
     @_abc_1.abstractmethod
     def StreamEvents(

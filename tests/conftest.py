@@ -13,6 +13,7 @@ import pytest
 from .api import Client, Person, create_person
 from .databases import fresh_database
 from .servers import ADMIN_PASSWORD, ServerProcess
+from .streams import Stream
 
 DATABASES = ["sqlite", "postgres"]
 
@@ -69,3 +70,18 @@ def person(server: ServerProcess, admin: Client) -> Iterator[Person]:
     p = create_person(admin, server.address)
     yield p
     p.client.close()
+
+
+@pytest.fixture
+def open_stream() -> Iterator[Callable[..., Stream]]:
+    """Open streams; every one is cancelled after the test."""
+    opened: list[Stream] = []
+
+    def open_(client: Client, after_event_id: int = 0) -> Stream:
+        stream = Stream(client, after_event_id)
+        opened.append(stream)
+        return stream
+
+    yield open_
+    for stream in opened:
+        stream.close()

@@ -8,7 +8,6 @@ cancelled at the end. "Nothing arrived" is shown with a marker message: the next
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -40,26 +39,11 @@ from .api import (
     violations,
 )
 from .servers import ServerProcess
-from .test_streams import Stream
+from .streams import Stream
 
 NOWHERE = 2**62  # an id nothing has
 ADMIN = chat_pb2.MEMBER_ROLE_ADMIN
 MEMBER = chat_pb2.MEMBER_ROLE_MEMBER
-
-
-@pytest.fixture
-def open_stream() -> Iterator[Callable[..., Stream]]:
-    """Open streams; every one is cancelled after the test."""
-    opened: list[Stream] = []
-
-    def open_(client: Client, after_event_id: int = 0) -> Stream:
-        stream = Stream(client, after_event_id)
-        opened.append(stream)
-        return stream
-
-    yield open_
-    for stream in opened:
-        stream.close()
 
 
 def people(admin: Client, server: ServerProcess, count: int) -> list[Person]:

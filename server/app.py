@@ -9,28 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, users_pb2, users_pb2_grpc
+from sqlalchemy import text
+from workspace.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    chat_pb2,
+    chat_pb2_grpc,
+    presence_pb2,
+    presence_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
 
 from .api.auth import AuthServicer
 from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
+from .api.presence import PresenceServicer
 from .api.users import UsersServicer
 from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
 from .domain.chat import Chat
 from .domain.events import ServerShuttingDown
-from .domain.model import Principal
+from .domain.model import LiveEvent, Principal
+from .domain.presence import Presence
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
 from .events.hub import EventHub
-from .events.listener import PostgresListener
+from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
 from .events.streams import EventStreams
 from .interception import InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
@@ -46,6 +60,7 @@ SERVICE_NAMES = (
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
     users_pb2.DESCRIPTOR.services_by_name["UsersService"].full_name,
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    presence_pb2.DESCRIPTOR.services_by_name["PresenceService"].full_name,
 )
 
 
@@ -62,6 +77,7 @@ class Application:
     metrics: RpcMetrics
     hub: EventHub
     listener: PostgresListener | None
+    presence: Presence
     port: int
     _closers: list = field(default_factory=list)
     bootstrap: BootstrapResult | None = None
@@ -74,6 +90,7 @@ class Application:
         await self.sessions.prepare()
         self.bootstrap = await self.sessions.ensure_admin(self.settings.admin_password)
         await self.hub.start()
+        await self.presence.start()
         if self.listener is not None:
             await self.listener.start()
         await self.server.start()
@@ -91,12 +108,15 @@ class Application:
         log.info("shutdown started", extra={"grace_seconds": grace, "drain_seconds": self.settings.shutdown_drain})
         if self.settings.shutdown_drain:
             await asyncio.sleep(self.settings.shutdown_drain)
+        # stop() refuses new calls at once and cancels calls still running when the grace period ends.
+        stopping = asyncio.create_task(self.server.stop(grace))
+        await asyncio.sleep(0)  # it has begun: nothing new gets in while the rest shuts down
         # Streams never finish by themselves: end them now, telling clients where to resume elsewhere.
         await self.hub.stop(ServerShuttingDown.REASON, "the server is shutting down; reconnect")
         if self.listener is not None:
             await self.listener.stop()
-        # stop() refuses new calls at once and cancels calls still running when the grace period ends.
-        await self.server.stop(grace)
+        await self.presence.stop()
+        await stopping
         for close in reversed(self._closers):
             result = close()
             if asyncio.iscoroutine(result):
@@ -138,12 +158,28 @@ async def build(settings: Settings) -> Application:
     async def still_signed_in(principal: Principal) -> bool:
         return await principals.get(principal.user_id, principal.session_id) is not None
 
-    streams = EventStreams(hub, uow, still_signed_in)
+    # This process among all that share the database (replica ids may repeat: hostnames, restarts).
+    instance = f"{settings.replica_id}:{os.getpid()}:{secrets.token_hex(3)}"
+    presence = Presence(
+        uow, utc_now, hub.publish_live, instance=instance, grace_seconds=settings.presence_grace_seconds
+    )
+    streams = EventStreams(hub, uow, presence, still_signed_in)
     listener = None
     if engine.dialect.name == "postgresql":
         listener = PostgresListener(
-            database_url(settings.database_url, asynchronous=False).replace("+psycopg", ""), hub.wake
+            database_url(settings.database_url, asynchronous=False).replace("+psycopg", ""),
+            hub.wake,
+            hub.offer_live,
+            instance=instance,
         )
+
+        async def send_to_other_replicas(event: LiveEvent) -> None:
+            async with engine.connect() as connection:
+                notify = text("SELECT pg_notify(:channel, :payload)")
+                await connection.execute(notify, {"channel": LIVE_CHANNEL, "payload": live_to_json(event, instance)})
+                await connection.commit()
+
+        hub.remote = send_to_other_replicas
     metrics = RpcMetrics()
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
@@ -160,6 +196,7 @@ async def build(settings: Settings) -> Application:
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions), server)
     users_pb2_grpc.add_UsersServiceServicer_to_server(UsersServicer(directory), server)
     chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(chat, streams), server)
+    presence_pb2_grpc.add_PresenceServiceServicer_to_server(PresenceServicer(presence), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -174,6 +211,7 @@ async def build(settings: Settings) -> Application:
         metrics=metrics,
         hub=hub,
         listener=listener,
+        presence=presence,
         port=port,
         _closers=[engine.dispose, hasher.close],
     )

@@ -63,6 +63,10 @@ class Settings:
     chat_max_message_chars: int = _doc("longest chat message, characters after trimming", default=2000)
     stream_heartbeat_seconds: float = _doc("a quiet event stream carries a heartbeat this often", default=20.0)
     stream_queue_size: int = _doc("events a stream may fall behind before it is ended (STREAM_TOO_SLOW)", default=1000)
+    presence_grace_seconds: float = _doc(
+        "a person whose last stream closed goes offline after this long (a reconnect within it does not flicker)",
+        default=10.0,
+    )
     event_poll_seconds: float = _doc(
         "how often a replica checks the event log without being woken (a lost notification only delays)", default=2.0
     )
@@ -120,7 +124,7 @@ class Settings:
                 raise bad(name, "must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
-        for name in ("stream_heartbeat_seconds", "event_poll_seconds"):
+        for name in ("stream_heartbeat_seconds", "event_poll_seconds", "presence_grace_seconds"):
             if not 0.05 <= getattr(self, name) <= 3600:
                 raise bad(name, "must be between 0.05 and 3600 seconds")
         if self.chat_max_message_chars > 100_000:

@@ -11,7 +11,16 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, users_pb2, users_pb2_grpc
+from workspace.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    chat_pb2,
+    chat_pb2_grpc,
+    presence_pb2,
+    presence_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
 
 
 class Client:
@@ -22,6 +31,7 @@ class Client:
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_pb2_grpc.UsersServiceStub(self.channel)
         self.chat = chat_pb2_grpc.ChatServiceStub(self.channel)
+        self.presence = presence_pb2_grpc.PresenceServiceStub(self.channel)
         self.access_token = ""
         self.refresh_token = ""
         self.user: users_pb2.User | None = None
@@ -214,3 +224,33 @@ def remove_member(client: Client, conversation_id: int, user_id: int) -> None:
 def leave(client: Client, conversation_id: int) -> None:
     request = chat_pb2.LeaveConversationRequest(conversation_id=conversation_id)
     client.chat.LeaveConversation(request, metadata=client.md, timeout=10)
+
+
+# --- presence -----------------------------------------------------------------------------------------
+
+
+def get_presence(client: Client, user_ids: Sequence[int]) -> list[presence_pb2.Presence]:
+    request = presence_pb2.GetPresenceRequest(user_ids=list(user_ids))
+    return list(client.presence.GetPresence(request, metadata=client.md, timeout=10).presences)
+
+
+def presence_of(client: Client, user_id: int) -> presence_pb2.Presence:
+    """One person's presence, as the client's person sees it."""
+    (found,) = get_presence(client, [user_id])
+    assert found.user_id == user_id, found
+    return found
+
+
+def update_presence(
+    client: Client, paths: Sequence[str], state: int = 0, status_text: str = ""
+) -> presence_pb2.Presence:
+    """Change the fields named in ``paths`` of the caller's presence; returns the presence afterwards."""
+    request = presence_pb2.UpdatePresenceRequest(
+        presence=presence_pb2.Presence(state=state, status_text=status_text), update_mask={"paths": list(paths)}
+    )
+    return client.presence.UpdatePresence(request, metadata=client.md, timeout=10).presence
+
+
+def send_typing(client: Client, conversation_id: int) -> None:
+    request = presence_pb2.SendTypingRequest(conversation_id=conversation_id)
+    client.presence.SendTyping(request, metadata=client.md, timeout=10)

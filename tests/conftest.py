@@ -7,6 +7,7 @@ twice: once on SQLite and once on PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -77,8 +78,8 @@ def open_stream() -> Iterator[Callable[..., Stream]]:
     """Open streams; every one is cancelled after the test."""
     opened: list[Stream] = []
 
-    def open_(client: Client, after_event_id: int = 0) -> Stream:
-        stream = Stream(client, after_event_id)
+    def open_(client: Client, after_event_id: int = 0, **options: Any) -> Stream:
+        stream = Stream(client, after_event_id, **options)
         opened.append(stream)
         return stream
 

@@ -21,13 +21,17 @@ _END = object()
 class Stream:
     """One ``StreamEvents`` call, read in a background thread.
 
-    Checks the contract's ordering on every item it hands out: heartbeats have id 0, and a stored event's id
-    is larger than every id taken before it, event or heartbeat (a heartbeat promises that everything up to
-    its ``last_event_id`` has been sent). ``position`` is where a client that handled everything taken so
-    far resumes from.
+    Checks the contract's ordering on every item it hands out: heartbeats and typing have id 0, and a stored
+    event's id is larger than every id taken before it, event or heartbeat (a heartbeat promises that
+    everything up to its ``last_event_id`` has been sent; typing is never stored and does not move it).
+    ``position`` is where a client that handled everything taken so far resumes from.
     """
 
-    def __init__(self, client: Client, after_event_id: int = 0) -> None:
+    #: What most tests do not look at: presence changes of the people involved, and typing.
+    BACKGROUND = ("presence_changed", "typing")
+
+    def __init__(self, client: Client, after_event_id: int = 0, ignore: tuple[str, ...] = BACKGROUND) -> None:
+        self.ignore = ignore
         request = chat_pb2.StreamEventsRequest(after_event_id=after_event_id)
         self.call = client.chat.StreamEvents(request, metadata=client.md, timeout=STREAM_DEADLINE)
         self.position = after_event_id
@@ -56,6 +60,8 @@ class Stream:
             assert event.id == 0, event
             assert event.heartbeat.last_event_id >= self.position, (event, self.position)
             self.position = event.heartbeat.last_event_id
+        elif event.HasField("typing"):  # never stored: no id, and it does not move the resume point
+            assert event.id == 0, event
         else:
             assert event.WhichOneof("payload") is not None, event
             assert event.id > self.position, f"event {event.id} came after {self.position}"
@@ -63,13 +69,17 @@ class Stream:
         return event
 
     def next(self, timeout: float = WAIT) -> chat_pb2.Event:
-        """The next item, stored event or heartbeat; fails if the stream ended."""
-        item = self._take(timeout)
-        if isinstance(item, grpc.RpcError):
-            raise AssertionError(f"the stream ended: {item.code().name}: {item.details()}")
-        assert item is not _END, "the stream ended with OK"
-        assert isinstance(item, chat_pb2.Event)
-        return self._check(item)
+        """The next item, stored event or heartbeat, past ignored kinds; fails if the stream ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self._take(max(0.0, deadline - time.monotonic()))
+            if isinstance(item, grpc.RpcError):
+                raise AssertionError(f"the stream ended: {item.code().name}: {item.details()}")
+            assert item is not _END, "the stream ended with OK"
+            assert isinstance(item, chat_pb2.Event)
+            event = self._check(item)
+            if event.WhichOneof("payload") not in self.ignore:
+                return event
 
     def live(self, timeout: float = WAIT) -> tuple[list[chat_pb2.Event], chat_pb2.Heartbeat]:
         """The replayed events, then the heartbeat that ends the replay."""
@@ -102,7 +112,9 @@ class Stream:
                 return items, item
             assert item is not _END, "the stream ended with OK"
             assert isinstance(item, chat_pb2.Event)
-            items.append(self._check(item))
+            event = self._check(item)
+            if event.WhichOneof("payload") not in self.ignore:
+                items.append(event)
 
     def close(self) -> None:
         self.call.cancel()

@@ -8,7 +8,7 @@ import grpc
 import jwt
 import pytest
 from google.rpc import error_details_pb2
-from workspace.v1 import auth_pb2, chat_pb2, users_pb2
+from workspace.v1 import auth_pb2, chat_pb2, presence_pb2, users_pb2
 
 from .api import Client, Person, create_person, expect_error, reason, rich_details, unique_name, violations
 from .servers import JWT_SECRET, ServerProcess, wait_until
@@ -277,6 +277,15 @@ AUTHENTICATED_RPCS = [
     ("chat", "AddMembers", chat_pb2.AddMembersRequest(conversation_id=1, user_ids=[1])),
     ("chat", "RemoveMember", chat_pb2.RemoveMemberRequest(conversation_id=1, user_id=1)),
     ("chat", "LeaveConversation", chat_pb2.LeaveConversationRequest(conversation_id=1)),
+    ("presence", "GetPresence", presence_pb2.GetPresenceRequest(user_ids=[1])),
+    (
+        "presence",
+        "UpdatePresence",
+        presence_pb2.UpdatePresenceRequest(
+            presence=presence_pb2.Presence(state=presence_pb2.PRESENCE_STATE_AWAY), update_mask={"paths": ["state"]}
+        ),
+    ),
+    ("presence", "SendTyping", presence_pb2.SendTypingRequest(conversation_id=1)),
 ]
 
 

@@ -28,7 +28,12 @@ ALL_SERVICES = {*SERVICE_NAMES, "grpc.health.v1.Health", "grpc.reflection.v1alph
 
 
 def test_the_contract_names_its_services() -> None:
-    assert SERVICE_NAMES == ("workspace.v1.AuthService", "workspace.v1.UsersService", "workspace.v1.ChatService")
+    assert SERVICE_NAMES == (
+        "workspace.v1.AuthService",
+        "workspace.v1.UsersService",
+        "workspace.v1.ChatService",
+        "workspace.v1.PresenceService",
+    )
 
 
 @pytest.mark.parametrize("service", ["", *SERVICE_NAMES])

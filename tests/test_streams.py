@@ -137,7 +137,7 @@ def test_a_stream_starts_live_with_a_heartbeat_naming_the_newest_event(
     assert live.last_event_id < created.id < posted.id
     for person in (bob, carol):  # a member of the group or not, "now" is the newest event of the server
         replayed, heartbeat = open_stream(person.client).live()
-        assert replayed == [] and heartbeat.last_event_id == posted.id
+        assert replayed == [] and heartbeat.last_event_id >= posted.id  # or later: presence of those connecting
 
 
 # --- live delivery ----------------------------------------------------------------------------------

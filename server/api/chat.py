@@ -11,10 +11,10 @@ from workspace.v1 import chat_pb2, chat_pb2_grpc
 from ..auth.interceptor import caller
 from ..domain.chat import SEARCH_QUERY_MAX, Chat, check_emoji
 from ..domain.errors import Validator
-from ..domain.model import StoredEvent
+from ..domain.model import LiveEvent, StoredEvent
 from ..events.streams import EventStreams, Heartbeat
 from . import paging
-from .convert import check_id, conversation_to_proto, event_to_proto, message_to_proto
+from .convert import check_id, conversation_to_proto, event_to_proto, live_event_to_proto, message_to_proto
 
 
 def _decode_before(v: Validator, token: str, filters: dict[str, object]) -> int | None:
@@ -264,5 +264,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                     response = chat_pb2.StreamEventsResponse(event=chat_pb2.Event(heartbeat=beat))
                     response.event.create_time.GetCurrentTime()
                     await context.write(response)
+                elif isinstance(item, LiveEvent):
+                    await context.write(chat_pb2.StreamEventsResponse(event=live_event_to_proto(item)))
                 else:
                     await context.write(self._response(item))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from workspace.v1 import auth_pb2, chat_pb2, users_pb2
+from workspace.v1 import auth_pb2, chat_pb2, presence_pb2, users_pb2
 
 from ..domain.errors import Validator
 from ..domain.model import (
@@ -15,8 +15,11 @@ from ..domain.model import (
     ConversationView,
     EventKind,
     IssuedTokens,
+    LiveEvent,
     MemberRole,
     Message,
+    PresenceRecord,
+    PresenceState,
     Role,
     StoredEvent,
     User,
@@ -165,9 +168,49 @@ def event_to_proto(event: StoredEvent) -> chat_pb2.Event:
         changed.user_ids.extend(payload["user_ids"])
     elif event.kind is EventKind.CONVERSATION_CREATED:
         proto.conversation_created.CopyFrom(conversation_from_payload(payload["conversation"]))
+    elif event.kind is EventKind.PRESENCE_CHANGED:
+        proto.presence_changed.CopyFrom(presence_from_payload(payload))
     elif event.kind is EventKind.READ_MARKER_MOVED:
         proto.read_marker_moved.conversation_id = payload["conversation_id"]
         proto.read_marker_moved.last_read_message_id = payload["last_read_message_id"]
     else:  # a kind this version does not know: never silently skip the id a client resumes from
         raise ValueError(f"no conversion for event kind {event.kind}")
+    return proto
+
+
+PRESENCE_STATE_TO_PROTO = {
+    PresenceState.ONLINE: presence_pb2.PRESENCE_STATE_ONLINE,
+    PresenceState.AWAY: presence_pb2.PRESENCE_STATE_AWAY,
+    PresenceState.OFFLINE: presence_pb2.PRESENCE_STATE_OFFLINE,
+}
+
+
+def presence_to_proto(record: PresenceRecord) -> presence_pb2.Presence:
+    return presence_pb2.Presence(
+        user_id=record.user_id,
+        state=PRESENCE_STATE_TO_PROTO[record.state],
+        status_text=record.status_text,
+        last_seen_time=timestamp(record.last_seen_at),
+        change_time=timestamp(record.changed_at),
+    )
+
+
+def presence_from_payload(payload: dict[str, Any]) -> presence_pb2.Presence:
+    return presence_pb2.Presence(
+        user_id=payload["user_id"],
+        state=PRESENCE_STATE_TO_PROTO[PresenceState(payload["state"])],
+        status_text=payload["status_text"],
+        last_seen_time=_time(payload["last_seen_at"]),
+        change_time=_time(payload["changed_at"]),
+    )
+
+
+def live_event_to_proto(event: LiveEvent) -> chat_pb2.Event:
+    """A live event (typing: the only kind) as the stream sends it: id 0, never replayed."""
+    proto = chat_pb2.Event(create_time=timestamp(event.created_at))
+    if event.kind is not EventKind.TYPING:
+        raise ValueError(f"no conversion for live event kind {event.kind}")
+    proto.typing.conversation_id = event.conversation_id
+    proto.typing.user_id = event.from_user_id
+    proto.typing.expire_time.CopyFrom(_time(event.payload["expire_at"]))
     return proto

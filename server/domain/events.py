@@ -73,4 +73,8 @@ def admit(event: StoredEvent, user_id: int, conversations: set[int]) -> bool:
             conversations.discard(conversation_id)
     if event.user_id == user_id:
         return True
+    if event.kind is EventKind.PRESENCE_CHANGED:  # for the people who share a conversation with that person
+        shared = event.payload["conversation_ids"]
+        assert isinstance(shared, list)
+        return any(c in conversations for c in shared)
     return conversation_id is not None and conversation_id in conversations

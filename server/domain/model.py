@@ -160,6 +160,8 @@ class EventKind(StrEnum):
     MEMBERS_ADDED = "members.added"
     MEMBERS_REMOVED = "members.removed"
     READ_MARKER_MOVED = "read_marker.moved"
+    PRESENCE_CHANGED = "presence.changed"
+    TYPING = "typing"  # never stored: see LiveEvent
 
 
 @dataclass(frozen=True)
@@ -186,3 +188,33 @@ class StoredEvent:
     conversation_id: int | None
     user_id: int | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """An event that is delivered live and never stored (typing): no id, no replay.
+
+    Members of ``conversation_id`` see it, except ``from_user_id`` (on any of their devices).
+    """
+
+    kind: EventKind
+    payload: dict[str, object]
+    conversation_id: int
+    from_user_id: int
+    created_at: datetime
+
+
+class PresenceState(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class PresenceRecord:
+    user_id: int
+    state: PresenceState  # as last announced
+    away: bool  # the client said the person is idle
+    status_text: str
+    last_seen_at: datetime | None
+    changed_at: datetime | None

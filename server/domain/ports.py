@@ -18,6 +18,7 @@ from .model import (
     MemberRole,
     Message,
     NewEvent,
+    PresenceRecord,
     RefreshToken,
     Role,
     Session,
@@ -143,6 +144,23 @@ class MessageRepository(Protocol):
         """Undeleted messages of the member's conversations whose folded text contains the query, newest first."""
 
 
+class PresenceRepository(Protocol):
+    async def get_many(self, user_ids: list[int]) -> dict[int, PresenceRecord]: ...
+    async def save(self, record: PresenceRecord) -> None: ...
+    async def set_streams(self, instance: str, user_id: int, streams: int, now: datetime) -> None:
+        """This process's open streams for the person (0 removes the row)."""
+
+    async def refresh(self, instance: str, now: datetime) -> None:
+        """Mark this process's rows alive."""
+
+    async def forget_instance(self, instance: str) -> None: ...
+    async def live_streams(self, user_id: int, *, alive_since: datetime) -> int:
+        """Open streams for the person over every process seen alive since ``alive_since``."""
+
+    async def not_offline(self) -> list[int]:
+        """People whose last announced state is online or away."""
+
+
 class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
         """Store the event in the current transaction and return its id (ids commit in order)."""
@@ -157,7 +175,8 @@ class EventLog(Protocol):
         """Events with ids above ``after_id``, oldest first."""
 
     async def visible_after(self, after_id: int, up_to_id: int, user_id: int, *, limit: int) -> list[StoredEvent]:
-        """Events in (``after_id``, ``up_to_id``] that ``user_id`` may see now, oldest first."""
+        """Events in (``after_id``, ``up_to_id``] that ``user_id`` may see now, oldest first, and every presence
+        change among them (whether the caller shares a conversation with that person is for ``admit`` to say)."""
 
 
 class UnitOfWork(Protocol):
@@ -168,6 +187,7 @@ class UnitOfWork(Protocol):
     login_throttle: LoginThrottleRepository
     conversations: ConversationRepository
     messages: MessageRepository
+    presence: PresenceRepository
     events: EventLog
 
     async def __aenter__(self) -> UnitOfWork: ...

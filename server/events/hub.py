@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from ..domain.events import admit
-from ..domain.model import StoredEvent
+from ..domain.model import LiveEvent, StoredEvent
 from ..domain.ports import UnitOfWorkFactory
 
 log = logging.getLogger("workspace.events")
@@ -41,14 +42,30 @@ class Subscription:
     def __init__(self, user_id: int, conversations: set[int], queue_size: int) -> None:
         self.user_id = user_id
         self.conversations = conversations
-        self.queue: asyncio.Queue[StoredEvent | Beat | None] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[StoredEvent | LiveEvent | Beat | None] = asyncio.Queue(maxsize=queue_size)
         #: (reason, message) once the hub ended this subscription
         self.ended: tuple[str, str] | None = None
         #: loop time of the last item the stream sent; the hub sends a heartbeat after a quiet while
         self.last_sent_at = asyncio.get_running_loop().time()
 
     def offer(self, event: StoredEvent) -> None:
-        if self.ended is not None or not admit(event, self.user_id, self.conversations):
+        if admit(event, self.user_id, self.conversations):
+            self._put(event)
+
+    def _put(self, event: StoredEvent | LiveEvent) -> None:
+        if self.ended is not None:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.end("STREAM_TOO_SLOW", f"the stream fell more than {self.queue.maxsize} events behind")
+
+    def offer_live(self, event: LiveEvent) -> None:
+        if (
+            self.ended is not None
+            or event.from_user_id == self.user_id
+            or event.conversation_id not in self.conversations
+        ):
             return
         try:
             self.queue.put_nowait(event)
@@ -76,6 +93,8 @@ class EventHub:
         #: the id of the last event dispatched; every event up to it has been offered to every subscriber
         self.position = 0
         self.dispatched = 0  # events read from the log and dispatched, for stats
+        #: sends live events to the other replicas (set with several replicas on PostgreSQL)
+        self.remote: Callable[[LiveEvent], Awaitable[None]] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -97,6 +116,16 @@ class EventHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def publish_live(self, event: LiveEvent) -> None:
+        """Deliver an event that is never stored: to this replica's streams, and through ``remote`` to the others."""
+        self.offer_live(event)
+        if self.remote is not None:
+            await self.remote(event)
+
+    def offer_live(self, event: LiveEvent) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.offer_live(event)
 
     def wake(self) -> None:
         """Look for new events now (called after a local commit, or on a notification)."""

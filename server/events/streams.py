@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..domain.errors import Unauthenticated
-from ..domain.events import STREAM_ENDINGS, ResyncRequired
-from ..domain.model import Principal, StoredEvent
+from ..domain.events import STREAM_ENDINGS, ResyncRequired, admit
+from ..domain.model import LiveEvent, Principal, StoredEvent
 from ..domain.ports import UnitOfWorkFactory
+from ..domain.presence import Presence
 from .hub import BATCH, HEARTBEAT, EventHub, Subscription
 
 
@@ -24,10 +25,15 @@ class Heartbeat:
 
 class EventStreams:
     def __init__(
-        self, hub: EventHub, uow: UnitOfWorkFactory, still_signed_in: Callable[[Principal], Awaitable[bool]]
+        self,
+        hub: EventHub,
+        uow: UnitOfWorkFactory,
+        presence: Presence,
+        still_signed_in: Callable[[Principal], Awaitable[bool]],
     ) -> None:
         self._hub = hub
         self._uow = uow
+        self._presence = presence
         #: whether the stream's session is still valid (not logged out, account not disabled or deleted)
         self._still_signed_in = still_signed_in
         self.open_streams = 0
@@ -35,7 +41,7 @@ class EventStreams:
     @contextlib.asynccontextmanager
     async def open(
         self, actor: Principal, after_event_id: int
-    ) -> AsyncIterator[tuple[Subscription, AsyncIterator[StoredEvent | Heartbeat]]]:
+    ) -> AsyncIterator[tuple[Subscription, AsyncIterator[StoredEvent | LiveEvent | Heartbeat]]]:
         """Subscribe and check the resume point (``ResyncRequired`` if unknown); yields what to send.
 
         The subscription ends when the block does, whether or not the items were read.
@@ -46,6 +52,9 @@ class EventStreams:
         # Subscribe before reading where the log ends: every event committed from here on reaches the
         # queue, and everything before is in the replay (the live loop skips what both carry).
         subscription = self._hub.subscribe(user_id, conversations)
+        # Connect before reading where the log ends, so that this stream's own "online" (if it is one) is part
+        # of "now": other devices get it, this one starts after it.
+        await self._presence.connected(user_id)
         try:
             async with self._uow(read_only=True) as uow:
                 newest = await uow.events.last_id()
@@ -60,21 +69,23 @@ class EventStreams:
             finally:
                 await items.aclose()
         finally:
+            self._presence.disconnected(user_id)
             self._hub.unsubscribe(subscription)
 
     async def _items(
         self, subscription: Subscription, actor: Principal, after_event_id: int, newest: int
-    ) -> AsyncIterator[StoredEvent | Heartbeat]:
+    ) -> AsyncIterator[StoredEvent | LiveEvent | Heartbeat]:
         user_id = actor.user_id
         self.open_streams += 1
         try:
-            last = after_event_id
-            while after_event_id and last < newest:  # replay, in batches, only what the caller may see
+            cursor = after_event_id
+            while after_event_id and cursor < newest:  # replay, in batches, only what the caller may see
                 async with self._uow(read_only=True) as uow:
-                    batch = await uow.events.visible_after(last, newest, user_id, limit=BATCH)
+                    batch = await uow.events.visible_after(cursor, newest, user_id, limit=BATCH)
                 for event in batch:
-                    yield event
-                    last = event.id
+                    cursor = event.id
+                    if admit(event, user_id, subscription.conversations):
+                        yield event
                 if len(batch) < BATCH:
                     break
             last = newest
@@ -95,6 +106,9 @@ class EventStreams:
                 if subscription.ended is not None:
                     reason, message = subscription.ended
                     raise STREAM_ENDINGS[reason](message, last_event_id=last)
+                if isinstance(event, LiveEvent):
+                    yield event  # never stored: no id, nothing to resume from
+                    continue
                 if not isinstance(event, StoredEvent) or event.id <= last:
                     continue  # the wake-up of an ending, or an event the replay already sent
                 yield event

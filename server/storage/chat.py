@@ -405,7 +405,12 @@ class SqlEventLog:
             .where(
                 EventRow.id > after_id,
                 EventRow.id <= up_to_id,
-                or_(EventRow.user_id == user_id, EventRow.conversation_id.in_(mine)),
+                or_(
+                    EventRow.user_id == user_id,
+                    EventRow.conversation_id.in_(mine),
+                    # whose people the caller shares a conversation with: decided by the caller of this method
+                    EventRow.kind == EventKind.PRESENCE_CHANGED.value,
+                ),
             )
             .order_by(EventRow.id)
             .limit(limit)

@@ -211,3 +211,29 @@ class EventCounterRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class PresenceRow(Base):
+    """A person's presence as last published, and what they said about themselves."""
+
+    __tablename__ = "presence"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    #: online, away or offline: the state last announced in an event
+    state: Mapped[str] = mapped_column(String(8))
+    #: the client said the person is idle (counts only while connected)
+    away: Mapped[bool] = mapped_column(Boolean)
+    status_text: Mapped[str] = mapped_column(String(100))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PresenceConnectionRow(Base):
+    """Open streams per person on one running server process; rows not refreshed for a while are a dead one's."""
+
+    __tablename__ = "presence_connections"
+
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    streams: Mapped[int] = mapped_column(Integer)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)

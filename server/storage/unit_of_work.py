@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .chat import SqlConversationRepository, SqlEventLog, SqlMessageRepository
 from .database import WRITE_OPTION
+from .presence import SqlPresenceRepository
 from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlUserRepository
 
 #: The PostgreSQL channel on which a commit that wrote events wakes every replica's event hub.
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.login_throttle = SqlLoginThrottleRepository(self._session)
         self.conversations = SqlConversationRepository(self._session)
         self.messages = SqlMessageRepository(self._session)
+        self.presence = SqlPresenceRepository(self._session)
         self.events = SqlEventLog(self._session)
         return self
 

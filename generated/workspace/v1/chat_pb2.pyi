@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from workspace.v1 import presence_pb2 as _presence_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -743,9 +744,11 @@ class Event(_message.Message):
     REACTIONS_CHANGED_FIELD_NUMBER: _builtins.int
     MEMBERS_ADDED_FIELD_NUMBER: _builtins.int
     MEMBERS_REMOVED_FIELD_NUMBER: _builtins.int
+    PRESENCE_CHANGED_FIELD_NUMBER: _builtins.int
+    TYPING_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """The event's id: stored events have increasing ids, and a client keeps
-    the last one it handled to resume from. 0 for heartbeats.
+    the last one it handled to resume from. 0 for heartbeats and typing.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -792,6 +795,18 @@ class Event(_message.Message):
         group's events.
         """
 
+    @_builtins.property
+    def presence_changed(self) -> _presence_pb2.Presence:
+        """The presence of someone the caller shares a conversation with (or the
+        caller's own) changed.
+        """
+
+    @_builtins.property
+    def typing(self) -> _presence_pb2.Typing:
+        """Someone is typing in one of the caller's conversations. Never stored:
+        `id` is 0 and a resumed stream does not replay it.
+        """
+
     def __init__(
         self,
         *,
@@ -806,12 +821,14 @@ class Event(_message.Message):
         reactions_changed: Global___Message | None = ...,
         members_added: Global___MembersChanged | None = ...,
         members_removed: Global___MembersChanged | None = ...,
+        presence_changed: _presence_pb2.Presence | None = ...,
+        typing: _presence_pb2.Typing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "presence_changed", b"presence_changed", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "id", b"id", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "create_time", b"create_time", "heartbeat", b"heartbeat", "id", b"id", "members_added", b"members_added", "members_removed", b"members_removed", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_edited", b"message_edited", "payload", b"payload", "presence_changed", b"presence_changed", "reactions_changed", b"reactions_changed", "read_marker_moved", b"read_marker_moved", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "message_created", "conversation_created", "read_marker_moved", "message_edited", "message_deleted", "reactions_changed", "members_added", "members_removed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["heartbeat", "message_created", "conversation_created", "read_marker_moved", "message_edited", "message_deleted", "reactions_changed", "members_added", "members_removed", "presence_changed", "typing"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

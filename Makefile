@@ -57,6 +57,7 @@ bench: $(STAMP) ## run the benchmarks on SQLite (print figures, assert nothing; 
 	$(PY) bench/unary.py
 	$(PY) bench/storage.py
 	$(PY) bench/fanout.py
+	$(PY) bench/hundred.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import pytest
@@ -254,3 +254,26 @@ def update_presence(
 def send_typing(client: Client, conversation_id: int) -> None:
     request = presence_pb2.SendTypingRequest(conversation_id=conversation_id)
     client.presence.SendTyping(request, metadata=client.md, timeout=10)
+
+
+# --- people and devices -----------------------------------------------------------------------------
+
+
+class HasAddress(Protocol):
+    address: str
+
+
+def people(admin: Client, server: HasAddress, count: int) -> list[Person]:
+    """``count`` new people, each logged in on a client of their own."""
+    return [create_person(admin, server.address) for _ in range(count)]
+
+
+def log_in(address: str, username: str, password: str) -> Client:
+    client = Client(address)
+    client.login(username, password)
+    return client
+
+
+def another_device(server: HasAddress, person: Person) -> Client:
+    """The same person, logged in a second time: another session, another device."""
+    return log_in(server.address, person.user.username, person.password)

@@ -51,3 +51,10 @@ def test_fanout_bench_measures_the_baseline_and_the_server() -> None:
     for row in rows:
         lost, duplicated = int(row[7]), int(row[8])
         assert (lost, duplicated) == (0, 0), out  # a stream that loses or repeats a message is a bug, not a figure
+
+
+def test_hundred_people_bench_loses_and_repeats_nothing() -> None:
+    out = run_bench(str(BENCH / "hundred.py"), "--seconds", "1")
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]
+    lost, duplicated, errors = int(row[8]), int(row[9]), row[10]
+    assert (lost, duplicated, errors) == (0, 0, "-"), out

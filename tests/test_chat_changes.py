@@ -20,7 +20,6 @@ from .api import (
     add_members,
     add_reaction,
     conversation,
-    create_person,
     delete_message,
     direct,
     disable,
@@ -31,6 +30,7 @@ from .api import (
     list_conversations,
     list_messages,
     mark_read,
+    people,
     remove_member,
     remove_reaction,
     search,
@@ -44,10 +44,6 @@ from .streams import Stream
 NOWHERE = 2**62  # an id nothing has
 ADMIN = chat_pb2.MEMBER_ROLE_ADMIN
 MEMBER = chat_pb2.MEMBER_ROLE_MEMBER
-
-
-def people(admin: Client, server: ServerProcess, count: int) -> list[Person]:
-    return [create_person(admin, server.address) for _ in range(count)]
 
 
 def invalid(call, *args, **kwargs) -> dict[str, str]:

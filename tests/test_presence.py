@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -21,12 +22,14 @@ from workspace.v1 import chat_pb2, presence_pb2
 from .api import (
     Client,
     Person,
-    create_person,
+    another_device,
     direct,
     disable,
     expect_error,
     get_presence,
     group,
+    log_in,
+    people,
     presence_of,
     send,
     send_typing,
@@ -57,21 +60,6 @@ def watch(open_stream: Callable[..., Stream]) -> Callable[..., Stream]:
         return open_stream(client, after_event_id, ignore=())
 
     return open_
-
-
-def people(admin: Client, server: ServerProcess, count: int) -> list[Person]:
-    return [create_person(admin, server.address) for _ in range(count)]
-
-
-def log_in(address: str, username: str, password: str) -> Client:
-    client = Client(address)
-    client.login(username, password)
-    return client
-
-
-def another_device(server: ServerProcess, person: Person) -> Client:
-    """The same person, logged in a second time: another session, another device."""
-    return log_in(server.address, person.user.username, person.password)
 
 
 def live(stream: Stream) -> Stream:
@@ -209,6 +197,20 @@ def test_a_stream_makes_its_person_online_and_more_streams_change_nothing(
         assert changes_of(until_marker(watcher, marker.id), ann.user.id) == []
     finally:
         phone.close()
+
+
+def test_devices_connecting_at_the_same_moment_all_get_their_stream(start_server, watch) -> None:
+    """Several streams of one person opening at once write the same presence rows: none may fail."""
+    server = start_server(WORKSPACE_PRESENCE_GRACE_SECONDS="0.5")
+    admin = log_in(server.address, "admin", ADMIN_PASSWORD)
+    (ann,) = people(admin, server, 1)
+    devices = [another_device(server, ann) for _ in range(6)]
+    with ThreadPoolExecutor(len(devices)) as pool:
+        streams = list(pool.map(lambda device: live(watch(device)), devices))
+    wait_for_state(admin, ann.user.id, ONLINE)
+    for stream in streams:
+        stream.close()
+    wait_for_state(admin, ann.user.id, OFFLINE)
 
 
 def test_the_last_stream_closing_makes_its_person_offline_after_the_grace(start_server, watch) -> None:

@@ -20,12 +20,14 @@ from workspace.v1 import auth_pb2, chat_pb2, chat_pb2_grpc
 from .api import (
     Client,
     Person,
-    create_person,
+    another_device,
     direct,
     disable,
     expect_error,
     group,
+    log_in,
     mark_read,
+    people,
     reason,
     rich_details,
     send,
@@ -58,21 +60,6 @@ class Sender(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.sent
-
-
-def people(admin: Client, server: ServerProcess, count: int) -> list[Person]:
-    return [create_person(admin, server.address) for _ in range(count)]
-
-
-def log_in(address: str, username: str, password: str) -> Client:
-    client = Client(address)
-    client.login(username, password)
-    return client
-
-
-def another_device(server: ServerProcess, person: Person) -> Client:
-    """The same person, logged in a second time: another session, another device."""
-    return log_in(server.address, person.user.username, person.password)
 
 
 def messages(events: Sequence[chat_pb2.Event]) -> list[chat_pb2.Message]:

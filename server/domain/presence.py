@@ -228,14 +228,16 @@ class Presence:
             return (await uow.presence.get_many([actor.user_id]))[actor.user_id]
 
     async def typing(self, actor: Principal, conversation_id: int) -> None:
-        async with self._uow(read_only=True) as uow:
-            if not await uow.conversations.is_member(conversation_id, actor.user_id):
-                raise NotFound(f"conversation {conversation_id} not found")
         key = (actor.user_id, conversation_id)
         moment = time.monotonic()
         last = self._typing_sent.get(key)
         if last is not None and moment - last < TYPING_EVERY_SECONDS:
-            return  # coalesced: the one sent less than two seconds ago still shows
+            # Coalesced: the one sent less than two seconds ago still shows. It was only sent after the
+            # membership check below, so answering without a query reveals nothing to a non-member.
+            return
+        async with self._uow(read_only=True) as uow:
+            if not await uow.conversations.is_member(conversation_id, actor.user_id):
+                raise NotFound(f"conversation {conversation_id} not found")
         self._typing_sent[key] = moment
         if len(self._typing_sent) > 10_000:  # forget what no longer throttles anything
             self._typing_sent = {k: t for k, t in self._typing_sent.items() if moment - t < TYPING_EVERY_SECONDS}

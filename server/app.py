@@ -46,7 +46,7 @@ from .domain.users import Directory
 from .events.hub import EventHub
 from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
 from .events.streams import EventStreams
-from .interception import InterceptorPipeline
+from .interception import Admission, InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics
 from .settings import Settings, database_url
@@ -78,6 +78,7 @@ class Application:
     hub: EventHub
     listener: PostgresListener | None
     presence: Presence
+    admission: Admission
     port: int
     _closers: list = field(default_factory=list)
     bootstrap: BootstrapResult | None = None
@@ -108,15 +109,19 @@ class Application:
         log.info("shutdown started", extra={"grace_seconds": grace, "drain_seconds": self.settings.shutdown_drain})
         if self.settings.shutdown_drain:
             await asyncio.sleep(self.settings.shutdown_drain)
-        # stop() refuses new calls at once and cancels calls still running when the grace period ends.
-        stopping = asyncio.create_task(self.server.stop(grace))
-        await asyncio.sleep(0)  # it has begun: nothing new gets in while the rest shuts down
+        # From here new calls are refused with UNAVAILABLE (health and reflection still answer).
+        self.admission.close("the server is shutting down; retry on another replica")
         # Streams never finish by themselves: end them now, telling clients where to resume elsewhere.
         await self.hub.stop(ServerShuttingDown.REASON, "the server is shutting down; reconnect")
         if self.listener is not None:
             await self.listener.stop()
         await self.presence.stop()
-        await stopping
+        try:
+            await asyncio.wait_for(self.admission.drained(), grace)
+        except TimeoutError:
+            calls = self.admission.in_flight
+            log.warning("calls still running after the grace period are cancelled", extra={"calls": calls})
+        await self.server.stop(0)
         for close in reversed(self._closers):
             result = close()
             if asyncio.iscoroutine(result):
@@ -152,6 +157,8 @@ async def build(settings: Settings) -> Application:
         queue_size=settings.stream_queue_size,
         poll_seconds=settings.event_poll_seconds,
         heartbeat_seconds=settings.stream_heartbeat_seconds,
+        retention=timedelta(days=settings.event_retention_days),
+        clock=utc_now,
     )
     uow.events_committed = hub.wake
 
@@ -183,7 +190,8 @@ async def build(settings: Settings) -> Application:
     metrics = RpcMetrics()
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
-    interceptors = [AccessLogInterceptor(metrics), ErrorInterceptor(), AuthInterceptor(codec, principals)]
+    admission = Admission()
+    interceptors = [AccessLogInterceptor(metrics), admission, ErrorInterceptor(), AuthInterceptor(codec, principals)]
     server = grpc.aio.server(
         interceptors=[InterceptorPipeline(interceptors)],
         options=[
@@ -212,6 +220,7 @@ async def build(settings: Settings) -> Application:
         hub=hub,
         listener=listener,
         presence=presence,
+        admission=admission,
         port=port,
         _closers=[engine.dispose, hasher.close],
     )

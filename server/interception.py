@@ -14,6 +14,7 @@ noise to the access log.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -124,3 +125,57 @@ class InterceptorPipeline(grpc.aio.ServerInterceptor):
                     )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
+
+
+class Admission:
+    """A ``CallInterceptor``: counts the calls in flight and, once closed, refuses new ones with UNAVAILABLE.
+
+    Closing it is how shutdown refuses new calls deterministically (gRPC's own stop answers calls that
+    arrive meanwhile with CANCELLED or UNAVAILABLE, depending on timing) while those in flight finish.
+    """
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._closed: str | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def applies_to(self, method: str) -> bool:
+        return True
+
+    def close(self, message: str) -> None:
+        self._closed = message
+
+    async def drained(self) -> None:
+        """Wait until no call is in flight (the caller bounds the wait)."""
+        await self._idle.wait()
+
+    async def _enter(self, context: grpc.aio.ServicerContext) -> None:
+        if self._closed is not None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._closed)
+        self.in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._idle.set()
+
+    async def around_unary(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
+        await self._enter(context)
+        try:
+            return await behavior(request, context)
+        finally:
+            self._leave()
+
+    async def around_stream(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        await self._enter(context)
+        try:
+            async for message in run_behavior_stream(behavior, request, context):
+                yield message
+        finally:
+            self._leave()

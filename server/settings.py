@@ -63,6 +63,9 @@ class Settings:
     chat_max_message_chars: int = _doc("longest chat message, characters after trimming", default=2000)
     stream_heartbeat_seconds: float = _doc("a quiet event stream carries a heartbeat this often", default=20.0)
     stream_queue_size: int = _doc("events a stream may fall behind before it is ended (STREAM_TOO_SLOW)", default=1000)
+    event_retention_days: float = _doc(
+        "events older than this are deleted; a stream resuming from before them must resynchronise", default=30.0
+    )
     presence_grace_seconds: float = _doc(
         "a person whose last stream closed goes offline after this long (a reconnect within it does not flicker)",
         default=10.0,
@@ -127,6 +130,8 @@ class Settings:
         for name in ("stream_heartbeat_seconds", "event_poll_seconds", "presence_grace_seconds"):
             if not 0.05 <= getattr(self, name) <= 3600:
                 raise bad(name, "must be between 0.05 and 3600 seconds")
+        if not 0.00001 <= self.event_retention_days <= 36500:
+            raise bad("event_retention_days", "must be between 0.00001 and 36500")
         if self.chat_max_message_chars > 100_000:
             raise bad("chat_max_message_chars", "must be at most 100000")
         if self.max_message_bytes < 4096:

@@ -34,7 +34,7 @@ from .api import (
     violations,
 )
 from .databases import fresh_database
-from .servers import ADMIN_PASSWORD, ServerProcess
+from .servers import ADMIN_PASSWORD, ServerProcess, wait_until
 from .streams import WAIT, Stream
 
 
@@ -371,6 +371,35 @@ def test_a_reader_too_slow_is_ended_and_resumes_where_it_stopped(start_server, o
     assert messages(replayed) == sent[len(got) :]
     # The error names the last event the reader received: resuming from it repeats nothing and skips nothing.
     assert resume_point(info.value, grpc.StatusCode.RESOURCE_EXHAUSTED, "STREAM_TOO_SLOW") == got[-1].id
+
+
+def test_resuming_from_before_the_retention_window_asks_for_a_resync(start_server, open_stream) -> None:
+    server = start_server(WORKSPACE_EVENT_RETENTION_DAYS="0.00002")  # about 1.7 s
+    admin = log_in(server.address, "admin", ADMIN_PASSWORD)
+    ann, bob = people(admin, server, 2)
+    made = group(ann.client, "short memory", [bob.user.id])
+    first = send(ann.client, made.id, "soon forgotten").message
+    stream = open_stream(bob.client)
+    _, live = stream.live()
+    stream.close()
+
+    def forgotten() -> bool:
+        call = bob.client.chat.StreamEvents(
+            chat_pb2.StreamEventsRequest(after_event_id=1), metadata=bob.client.md, timeout=WAIT
+        )
+        try:
+            next(call)
+            return False
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.OUT_OF_RANGE, error
+            return reason(error) == "RESYNC_REQUIRED"
+        finally:
+            call.cancel()
+
+    wait_until(forgotten, timeout=20, message="events older than the retention window to be pruned")
+    assert first.id < live.last_event_id
+    _, again = open_stream(bob.client, live.last_event_id).live()  # the newest id still resumes
+    assert again.last_event_id >= live.last_event_id
 
 
 @pytest.mark.parametrize("ending", ["logout", "disabled"])

@@ -165,6 +165,9 @@ class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
         """Store the event in the current transaction and return its id (ids commit in order)."""
 
+    async def prune(self, older_than: datetime) -> int:
+        """Delete the events written before ``older_than``; returns how many."""
+
     async def last_id(self) -> int:
         """The id of the newest committed event (0 if none was ever written)."""
 

@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from ..domain.events import admit
 from ..domain.model import LiveEvent, StoredEvent
-from ..domain.ports import UnitOfWorkFactory
+from ..domain.ports import Clock, UnitOfWorkFactory
 
 log = logging.getLogger("workspace.events")
 #: Events read from the log per query.
@@ -81,9 +82,18 @@ class Subscription:
 
 class EventHub:
     def __init__(
-        self, uow: UnitOfWorkFactory, *, queue_size: int, poll_seconds: float, heartbeat_seconds: float
+        self,
+        uow: UnitOfWorkFactory,
+        *,
+        queue_size: int,
+        poll_seconds: float,
+        heartbeat_seconds: float,
+        retention: timedelta,
+        clock: Clock,
     ) -> None:
         self._uow = uow
+        self._retention = retention
+        self._clock = clock
         self._queue_size = queue_size
         self._poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -106,6 +116,7 @@ class EventHub:
         self._tasks = [
             asyncio.create_task(self._run(), name="event-hub"),
             asyncio.create_task(self._beat(), name="event-heartbeats"),
+            asyncio.create_task(self._prune(), name="event-retention"),
         ]
 
     async def stop(self, reason: str, message: str) -> None:
@@ -149,6 +160,20 @@ class EventHub:
                 if subscription.last_sent_at <= due and subscription.queue.empty():
                     subscription.queue.put_nowait(HEARTBEAT)
                     subscription.last_sent_at = loop.time()
+
+    async def _prune(self) -> None:
+        """Delete events older than the retention window (a stream resuming before it must resynchronise)."""
+        every = min(3600.0, max(0.5, self._retention.total_seconds() / 4))
+        while True:
+            try:
+                async with self._uow() as uow:
+                    pruned = await uow.events.prune(self._clock() - self._retention)
+                    await uow.commit()
+                if pruned:
+                    log.info("pruned old events", extra={"events": pruned})
+            except Exception:
+                log.exception("cannot prune the event log; retrying later")
+            await asyncio.sleep(every)
 
     async def _run(self) -> None:
         failures = 0

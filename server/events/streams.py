@@ -61,8 +61,9 @@ class EventStreams:
                 oldest = await uow.events.first_id()
             if after_event_id > newest:
                 raise ResyncRequired(f"event {after_event_id} is unknown here (the newest is {newest})")
-            if after_event_id and oldest is not None and after_event_id < oldest - 1:
-                raise ResyncRequired(f"events after {after_event_id} are no longer kept (the oldest is {oldest})")
+            if after_event_id < newest and (oldest is None or after_event_id < oldest - 1):
+                kept = f"the oldest kept is {oldest}" if oldest is not None else "none is kept"
+                raise ResyncRequired(f"events after {after_event_id} are no longer kept ({kept})")
             items = self._items(subscription, actor, after_event_id, newest)
             try:
                 yield subscription, items

@@ -388,6 +388,10 @@ class SqlEventLog:
         self.appended = True
         return int(event_id)
 
+    async def prune(self, older_than: datetime) -> int:
+        result = await self._s.execute(delete(EventRow).where(EventRow.created_at < older_than))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def last_id(self) -> int:
         return int(await self._s.scalar(select(EventCounterRow.last_id).where(EventCounterRow.id == 1)) or 0)
 

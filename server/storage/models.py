@@ -195,7 +195,8 @@ class EventRow(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     #: what happened, as JSON
     payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: indexed for pruning what is older than the retention window
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class EventCounterRow(Base):

@@ -105,11 +105,17 @@ class Presence:
 
     async def connected(self, user_id: int) -> None:
         self._streams[user_id] += 1
-        async with self._writing, self._uow() as uow:
-            now = self._clock()
-            await uow.presence.set_streams(self._instance, user_id, self._streams[user_id], now)
-            await self._settle(uow, user_id, now, seen=True)
-            await uow.commit()
+        try:
+            async with self._writing, self._uow() as uow:
+                now = self._clock()
+                await uow.presence.set_streams(self._instance, user_id, self._streams[user_id], now)
+                await self._settle(uow, user_id, now, seen=True)
+                await uow.commit()
+        except BaseException:  # the stream will not open: it does not count
+            self._streams[user_id] -= 1
+            if self._streams[user_id] <= 0:
+                del self._streams[user_id]
+            raise
 
     def disconnected(self, user_id: int) -> None:
         """A stream closed (never raises: it runs in the stream's clean-up)."""

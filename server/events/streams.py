@@ -52,9 +52,13 @@ class EventStreams:
         # Subscribe before reading where the log ends: every event committed from here on reaches the
         # queue, and everything before is in the replay (the live loop skips what both carry).
         subscription = self._hub.subscribe(user_id, conversations)
-        # Connect before reading where the log ends, so that this stream's own "online" (if it is one) is part
-        # of "now": other devices get it, this one starts after it.
-        await self._presence.connected(user_id)
+        try:
+            # Connect before reading where the log ends, so that this stream's own "online" (if it is one) is
+            # part of "now": other devices get it, this one starts after it.
+            await self._presence.connected(user_id)
+        except BaseException:
+            self._hub.unsubscribe(subscription)
+            raise
         try:
             async with self._uow(read_only=True) as uow:
                 newest = await uow.events.last_id()

@@ -9,6 +9,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -65,6 +66,25 @@ START_TIMEOUT = 60.0
 
 #: Cheap password hashing, so Login (which is not measured) is quick; the measured calls never hash.
 BENCH_SERVER_ENV = {"WORKSPACE_ARGON2_TIME_COST": "1", "WORKSPACE_ARGON2_MEMORY_KIB": "8192"}
+
+
+def migrated_server_env(database_url: str, admin_password: str, **settings: str) -> dict[str, str]:
+    """The real server's environment (port 0, cheap hashing, ``settings``) after migrating its database."""
+    env = child_env(
+        {
+            **BENCH_SERVER_ENV,
+            "WORKSPACE_GRPC_PORT": "0",
+            "WORKSPACE_DATABASE_URL": database_url,
+            "WORKSPACE_ADMIN_PASSWORD": admin_password,
+            **settings,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"migrate failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return env
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from _common import BENCH_SERVER_ENV, ROOT, ServerProcess, child_env, is_postgres, machine, postgres_schema
+from _common import ServerProcess, child_env, is_postgres, machine, migrated_server_env, postgres_schema
 
 THIS = Path(__file__).resolve()
 PER_CHANNEL = 100
@@ -243,18 +242,8 @@ async def bench_real(args: argparse.Namespace, workdir: Path, url: str, subscrib
     from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, users_pb2, users_pb2_grpc
 
     password = secrets.token_urlsafe(18)
-    env = child_env(
-        {
-            **BENCH_SERVER_ENV,
-            "WORKSPACE_GRPC_PORT": "0",
-            "WORKSPACE_DATABASE_URL": url,
-            "WORKSPACE_ADMIN_PASSWORD": password,
-            "WORKSPACE_LOG_LEVEL": "warning",
-            "WORKSPACE_STREAM_QUEUE_SIZE": "10000",
-        }
-    )
-    await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "server", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True
+    env = await asyncio.to_thread(
+        migrated_server_env, url, password, WORKSPACE_LOG_LEVEL="warning", WORKSPACE_STREAM_QUEUE_SIZE="10000"
     )
     server = ServerProcess("server", [sys.executable, "-m", "server", "serve"], env, workdir)
     run = Run("server", subscribers)

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
-from _common import BENCH_SERVER_ENV, ROOT, ServerProcess, child_env, is_postgres, machine, postgres_schema
+from _common import ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
 
 PEOPLE = 100
 GROUP_SIZE = 10
@@ -44,18 +43,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path, log) -> str:  #
     )
 
     password = secrets.token_urlsafe(18)
-    env = child_env(
-        {
-            **BENCH_SERVER_ENV,
-            "WORKSPACE_GRPC_PORT": "0",
-            "WORKSPACE_DATABASE_URL": url,
-            "WORKSPACE_ADMIN_PASSWORD": password,
-            "WORKSPACE_LOG_LEVEL": "warning",
-        }
-    )
-    await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "server", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True
-    )
+    env = await asyncio.to_thread(migrated_server_env, url, password, WORKSPACE_LOG_LEVEL="warning")
     replicas = args.replicas if is_postgres(url) else 1
     servers = [
         ServerProcess(f"server-{i}", [sys.executable, "-m", "server", "serve"], env, workdir) for i in range(replicas)

@@ -34,7 +34,6 @@ import re
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from _common import BENCH_SERVER_ENV, ROOT, ServerProcess, child_env, is_postgres, machine, postgres_schema
+from _common import ServerProcess, child_env, is_postgres, machine, migrated_server_env, postgres_schema
 
 THIS = Path(__file__).resolve()
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -227,27 +226,13 @@ async def bench_real(
     from workspace.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 
     password = secrets.token_urlsafe(18)
-    env = child_env(
-        {
-            **BENCH_SERVER_ENV,
-            "WORKSPACE_GRPC_PORT": "0",
-            "WORKSPACE_DATABASE_URL": database_url,
-            "WORKSPACE_ADMIN_PASSWORD": password,
-            "WORKSPACE_LOG_LEVEL": args.log_level,
-            **dict(kv.split("=", 1) for kv in args.server_env),
-        }
+    env = await asyncio.to_thread(
+        migrated_server_env,
+        database_url,
+        password,
+        WORKSPACE_LOG_LEVEL=args.log_level,
+        **dict(kv.split("=", 1) for kv in args.server_env),
     )
-    migrate = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "server", "migrate"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if migrate.returncode != 0:
-        raise RuntimeError(f"migrate failed ({migrate.returncode}):\n{migrate.stdout}{migrate.stderr}")
     argv = [sys.executable, "-m", "server", "serve"]
     if args.profile:
         argv = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "server", "serve"]

@@ -13,6 +13,7 @@ from .model import (
     ConversationKind,
     ConversationView,
     EventKind,
+    Member,
     MemberRole,
     Message,
     NewEvent,
@@ -354,7 +355,9 @@ class Chat:
                 wanted.setdefault(user_id, index)
         v.raise_if_any()
         async with self._uow() as uow:
-            conversation = await self._group_for_admin(uow, actor, conversation_id)
+            conversation, me = await _group_of(uow, actor, conversation_id)
+            if me.role is not MemberRole.ADMIN:
+                raise PermissionDenied("only the group's admins may add people")
             new = {u: i for u, i in wanted.items() if conversation.member(u) is None}
             enabled = await uow.users.enabled_ids(list(new))
             for user_id, index in new.items():
@@ -375,12 +378,7 @@ class Chat:
 
     async def remove_member(self, actor: Principal, conversation_id: int, user_id: int) -> None:
         async with self._uow() as uow:
-            conversation = await uow.conversations.get(conversation_id)
-            me = conversation.member(actor.user_id) if conversation else None
-            if conversation is None or me is None:
-                raise _not_found(conversation_id)
-            if conversation.kind is not ConversationKind.GROUP:
-                raise FailedPrecondition("people cannot join or leave a direct conversation", reason="DIRECT")
+            conversation, me = await _group_of(uow, actor, conversation_id)
             target = conversation.member(user_id)
             if target is None:
                 raise NotFound(f"user {user_id} is not a member of conversation {conversation_id}")
@@ -394,17 +392,6 @@ class Chat:
             assert after is not None
             await uow.events.append(_members_event(EventKind.MEMBERS_REMOVED, after, [user_id]), self._clock())
             await uow.commit()
-
-    async def _group_for_admin(self, uow: UnitOfWork, actor: Principal, conversation_id: int) -> Conversation:
-        conversation = await uow.conversations.get(conversation_id)
-        me = conversation.member(actor.user_id) if conversation else None
-        if conversation is None or me is None:
-            raise _not_found(conversation_id)
-        if conversation.kind is not ConversationKind.GROUP:
-            raise FailedPrecondition("people cannot join or leave a direct conversation", reason="DIRECT")
-        if me.role is not MemberRole.ADMIN:
-            raise PermissionDenied("only the group's admins may add people")
-        return conversation
 
     async def mark_read(self, actor: Principal, conversation_id: int, message_id: int) -> ReadState:
         async with self._uow() as uow:
@@ -453,6 +440,17 @@ def _created(conversation: Conversation) -> NewEvent:
     return NewEvent(
         EventKind.CONVERSATION_CREATED, {"conversation": conversation_payload(conversation)}, conversation.id
     )
+
+
+async def _group_of(uow: UnitOfWork, actor: Principal, conversation_id: int) -> tuple[Conversation, Member]:
+    """A group conversation the actor is a member of, and the actor's membership in it."""
+    conversation = await uow.conversations.get(conversation_id)
+    me = conversation.member(actor.user_id) if conversation else None
+    if conversation is None or me is None:
+        raise _not_found(conversation_id)
+    if conversation.kind is not ConversationKind.GROUP:
+        raise FailedPrecondition("people cannot join or leave a direct conversation", reason="DIRECT")
+    return conversation, me
 
 
 async def _views(uow: UnitOfWork, user_id: int, conversations: list[Conversation]) -> list[ConversationView]:

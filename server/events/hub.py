@@ -102,13 +102,8 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         #: the id of the last event dispatched; every event up to it has been offered to every subscriber
         self.position = 0
-        self.dispatched = 0  # events read from the log and dispatched, for stats
         #: sends live events to the other replicas (set with several replicas on PostgreSQL)
         self.remote: Callable[[LiveEvent], Awaitable[None]] | None = None
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscriptions)
 
     async def start(self) -> None:
         async with self._uow(read_only=True) as uow:
@@ -198,6 +193,5 @@ class EventHub:
                 for subscription in list(self._subscriptions):
                     subscription.offer(event)
                 self.position = event.id
-            self.dispatched += len(events)
             if len(events) < BATCH:
                 return

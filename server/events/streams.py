@@ -36,7 +36,6 @@ class EventStreams:
         self._presence = presence
         #: whether the stream's session is still valid (not logged out, account not disabled or deleted)
         self._still_signed_in = still_signed_in
-        self.open_streams = 0
 
     @contextlib.asynccontextmanager
     async def open(
@@ -81,43 +80,39 @@ class EventStreams:
         self, subscription: Subscription, actor: Principal, after_event_id: int, newest: int
     ) -> AsyncIterator[StoredEvent | LiveEvent | Heartbeat]:
         user_id = actor.user_id
-        self.open_streams += 1
-        try:
-            cursor = after_event_id
-            while after_event_id and cursor < newest:  # replay, in batches, only what the caller may see
-                async with self._uow(read_only=True) as uow:
-                    batch = await uow.events.visible_after(cursor, newest, user_id, limit=BATCH)
-                for event in batch:
-                    cursor = event.id
-                    if admit(event, user_id, subscription.conversations):
-                        yield event
-                if len(batch) < BATCH:
-                    break
-            last = newest
-            yield Heartbeat(newest, live=True)
-            queue = subscription.queue
-            loop = asyncio.get_running_loop()
-            while True:
-                event = await queue.get()
-                if event is HEARTBEAT:
-                    # A stream outlives its access token; at each heartbeat it checks the session behind it,
-                    # so logging out or a disabled account ends it within a heartbeat interval.
-                    if not await self._still_signed_in(actor):
-                        raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
-                    if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
-                        last = max(last, self._hub.position)
-                    yield Heartbeat(last, live=False)
-                    continue
-                if subscription.ended is not None:
-                    reason, message = subscription.ended
-                    raise STREAM_ENDINGS[reason](message, last_event_id=last)
-                if isinstance(event, LiveEvent):
-                    yield event  # never stored: no id, nothing to resume from
-                    continue
-                if not isinstance(event, StoredEvent) or event.id <= last:
-                    continue  # the wake-up of an ending, or an event the replay already sent
-                yield event
-                last = event.id
-                subscription.last_sent_at = loop.time()
-        finally:
-            self.open_streams -= 1
+        cursor = after_event_id
+        while after_event_id and cursor < newest:  # replay, in batches, only what the caller may see
+            async with self._uow(read_only=True) as uow:
+                batch = await uow.events.visible_after(cursor, newest, user_id, limit=BATCH)
+            for event in batch:
+                cursor = event.id
+                if admit(event, user_id, subscription.conversations):
+                    yield event
+            if len(batch) < BATCH:
+                break
+        last = newest
+        yield Heartbeat(newest, live=True)
+        queue = subscription.queue
+        loop = asyncio.get_running_loop()
+        while True:
+            event = await queue.get()
+            if event is HEARTBEAT:
+                # A stream outlives its access token; at each heartbeat it checks the session behind it,
+                # so logging out or a disabled account ends it within a heartbeat interval.
+                if not await self._still_signed_in(actor):
+                    raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
+                if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
+                    last = max(last, self._hub.position)
+                yield Heartbeat(last, live=False)
+                continue
+            if subscription.ended is not None:
+                reason, message = subscription.ended
+                raise STREAM_ENDINGS[reason](message, last_event_id=last)
+            if isinstance(event, LiveEvent):
+                yield event  # never stored: no id, nothing to resume from
+                continue
+            if not isinstance(event, StoredEvent) or event.id <= last:
+                continue  # the wake-up of an ending, or an event the replay already sent
+            yield event
+            last = event.id
+            subscription.last_sent_at = loop.time()

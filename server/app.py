@@ -199,6 +199,13 @@ async def build(settings: Settings) -> Application:
             ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # Liveness: ping a quiet connection, close it when the ping goes unanswered. A stream only sends
+            # (heartbeats every 20 s), so pings must not wait for data from the client. gRPC core times pings
+            # out after ping_timeout_ms (60 s by default); keepalive_timeout_ms alone does not shorten that.
+            ("grpc.keepalive_time_ms", round(settings.keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+            ("grpc.http2.ping_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+            ("grpc.http2.max_pings_without_data", 0),
         ],
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions), server)

@@ -70,6 +70,13 @@ class Settings:
         "a person whose last stream closed goes offline after this long (a reconnect within it does not flicker)",
         default=10.0,
     )
+    keepalive_seconds: float = _doc(
+        "a connection quiet this long gets an HTTP/2 ping, which the client's gRPC library answers", default=10.0
+    )
+    keepalive_timeout_seconds: float = _doc(
+        "a ping unanswered this long closes the connection and its streams (a frozen or cut-off client)",
+        default=10.0,
+    )
     event_poll_seconds: float = _doc(
         "how often a replica checks the event log without being woken (a lost notification only delays)", default=2.0
     )
@@ -127,7 +134,13 @@ class Settings:
                 raise bad(name, "must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
-        for name in ("stream_heartbeat_seconds", "event_poll_seconds", "presence_grace_seconds"):
+        for name in (
+            "stream_heartbeat_seconds",
+            "event_poll_seconds",
+            "presence_grace_seconds",
+            "keepalive_seconds",
+            "keepalive_timeout_seconds",
+        ):
             if not 0.05 <= getattr(self, name) <= 3600:
                 raise bad(name, "must be between 0.05 and 3600 seconds")
         if not 0.00001 <= self.event_retention_days <= 36500:

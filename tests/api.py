@@ -180,6 +180,17 @@ def list_messages(
     return client.chat.ListMessages(request, metadata=client.md, timeout=10)
 
 
+def all_messages(client: Client, conversation_id: int, page_size: int = 0) -> list[chat_pb2.Message]:
+    """Every message of a conversation, newest first, page after page."""
+    seen, token = [], ""
+    while True:
+        page = list_messages(client, conversation_id, page_size=page_size, page_token=token)
+        seen += page.messages
+        token = page.next_page_token
+        if not token:
+            return seen
+
+
 def mark_read(client: Client, conversation_id: int, message_id: int) -> chat_pb2.MarkReadResponse:
     request = chat_pb2.MarkReadRequest(conversation_id=conversation_id, message_id=message_id)
     return client.chat.MarkRead(request, metadata=client.md, timeout=10)

@@ -39,16 +39,6 @@ def invalid(call, *args, **kwargs) -> dict[str, str]:
     return violations(expect_error(grpc.StatusCode.INVALID_ARGUMENT, call, *args, **kwargs))
 
 
-def all_messages(client: Client, conversation_id: int, page_size: int = 0) -> list[chat_pb2.Message]:
-    seen, token = [], ""
-    while True:
-        page = list_messages(client, conversation_id, page_size=page_size, page_token=token)
-        seen += page.messages
-        token = page.next_page_token
-        if not token:
-            return seen
-
-
 def all_conversations(client: Client, page_size: int = 0) -> list[chat_pb2.Conversation]:
     seen, token = [], ""
     while True:

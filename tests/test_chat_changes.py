@@ -19,6 +19,7 @@ from .api import (
     Person,
     add_members,
     add_reaction,
+    all_messages,
     conversation,
     delete_message,
     direct,
@@ -82,10 +83,6 @@ def live(stream: Stream) -> Stream:
     """The stream, once its replay is over (there is none: it starts live)."""
     stream.live()
     return stream
-
-
-def all_messages(client: Client, conversation_id: int) -> list[chat_pb2.Message]:
-    return list(list_messages(client, conversation_id, page_size=200).messages)
 
 
 def found(client: Client, query: str, page_size: int = 200) -> list[chat_pb2.Message]:

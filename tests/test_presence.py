@@ -10,6 +10,10 @@ a second; the shared server keeps the default grace (10 s), long enough to count
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -254,6 +258,36 @@ def test_reconnecting_within_the_grace_never_shows_offline(start_server, watch) 
     assert presence_change(watcher, ann.user.id, OFFLINE_WAIT).presence_changed.state == OFFLINE
 
 
+def test_a_frozen_client_goes_offline_when_it_stops_answering_pings(start_server, watch) -> None:
+    """A process that stops (SIGSTOP: a laptop lid closing) keeps its socket open but answers no HTTP/2 ping;
+    the server closes its connection after the keepalive timeout, and the grace follows. A client that is
+    merely quiet answers the pings and stays online through many of them."""
+    quick = start_server(**QUICK_GRACE, WORKSPACE_KEEPALIVE_SECONDS="0.5", WORKSPACE_KEEPALIVE_TIMEOUT_SECONDS="1")
+    admin = log_in(quick.address, "admin", ADMIN_PASSWORD)
+    ann, bob = people(admin, quick, 2)
+    group(bob.client, "lid closed", [ann.user.id])
+    watcher = live(watch(bob.client))  # bob is quiet, not frozen
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.stream_holder", quick.address, ann.user.username, ann.password],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "live"
+        assert presence_change(watcher, ann.user.id).presence_changed.state == ONLINE
+        os.kill(holder.pid, signal.SIGSTOP)
+        offline = presence_change(watcher, ann.user.id, OFFLINE_WAIT)
+        assert offline.presence_changed.state == OFFLINE
+        assert holder.poll() is None  # it was the server that let go: the process is still there, stopped
+    finally:
+        holder.kill()
+        holder.wait()
+    # Bob's idle stream answered every ping meanwhile (seconds of 0.5 s keepalives): still open, still online.
+    marker = send(bob.client, group(bob.client, "still here").id, "still here").message
+    until_marker(watcher, marker.id)
+    assert presence_of(admin, bob.user.id).state == ONLINE
+
+
 # --- UpdatePresence -----------------------------------------------------------------------------------
 
 
@@ -405,11 +439,11 @@ def test_typing_is_delivered_at_most_once_every_two_seconds(server: ServerProces
     pair = direct(ann.client, bob.user.id).conversation
     stream = live(watch(bob.client))
 
-    for _ in range(10):
-        send_typing(ann.client, pair.id)
+    with ThreadPoolExecutor(8) as pool:  # a flood: 200 at once, each answered OK
+        list(pool.map(lambda _: send_typing(ann.client, pair.id), range(200)))
     assert_typing(next_not_presence(stream), pair.id, ann.user.id)
     marker = send(ann.client, pair.id, "marker").message
-    assert not_presence(until_marker(stream, marker.id)) == []  # the other nine were not delivered
+    assert not_presence(until_marker(stream, marker.id)) == []  # the other 199 were not delivered
 
     time.sleep(2.2)  # more than two seconds after the first was delivered
     send_typing(ann.client, pair.id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -20,6 +22,7 @@ from workspace.v1 import auth_pb2, chat_pb2, chat_pb2_grpc
 from .api import (
     Client,
     Person,
+    all_messages,
     another_device,
     direct,
     disable,
@@ -278,6 +281,35 @@ def test_resuming_again_and_again_while_messages_keep_coming_loses_and_repeats_n
 
 
 # --- bad requests -----------------------------------------------------------------------------------
+
+
+def test_a_flood_of_concurrent_sends_and_retries_loses_and_repeats_nothing(
+    server: ServerProcess, admin: Client, open_stream
+) -> None:
+    """200 messages from 16 threads at once, then every one retried at once with its request id: 200 stored,
+    the retries answer the first messages, the reader gets each once in log order, others are still served."""
+    ann, bob = people(admin, server, 2)
+    made = group(ann.client, "flood", [bob.user.id])
+    reader = open_stream(bob.client)
+    reader.live()
+    request_ids = [uuid.uuid4().hex for _ in range(200)]
+
+    def post(i: int) -> chat_pb2.Message:
+        return send(ann.client, made.id, f"flood {i}", request_id=request_ids[i]).message
+
+    with ThreadPoolExecutor(16) as pool:
+        first = list(pool.map(post, range(200)))
+        again = list(pool.map(post, range(200)))
+        assert bob.client.whoami().id == bob.user.id  # someone else, served during the flood
+    assert [m.id for m in again] == [m.id for m in first]
+    assert [m.text for m in first] == [f"flood {i}" for i in range(200)]
+    assert len({m.id for m in first}) == 200
+
+    received = [e.message_created for e in reader.events(200)]  # the reader checks ids only ever grow
+    assert sorted(m.id for m in received) == sorted(m.id for m in first)
+    marker = send(ann.client, made.id, "after the flood").message
+    assert reader.event().message_created.id == marker.id  # and nothing more came before it
+    assert len(all_messages(bob.client, made.id)) == 201
 
 
 def test_after_event_id_must_not_be_negative(person: Person) -> None:

@@ -233,17 +233,22 @@ class Presence:
             await uow.commit()
             return (await uow.presence.get_many([actor.user_id]))[actor.user_id]
 
+    def _typing_throttled(self, key: tuple[int, int]) -> bool:
+        last = self._typing_sent.get(key)
+        return last is not None and time.monotonic() - last < TYPING_EVERY_SECONDS
+
     async def typing(self, actor: Principal, conversation_id: int) -> None:
         key = (actor.user_id, conversation_id)
-        moment = time.monotonic()
-        last = self._typing_sent.get(key)
-        if last is not None and moment - last < TYPING_EVERY_SECONDS:
+        if self._typing_throttled(key):
             # Coalesced: the one sent less than two seconds ago still shows. It was only sent after the
             # membership check below, so answering without a query reveals nothing to a non-member.
             return
         async with self._uow(read_only=True) as uow:
             if not await uow.conversations.is_member(conversation_id, actor.user_id):
                 raise NotFound(f"conversation {conversation_id} not found")
+        if self._typing_throttled(key):  # again: concurrent calls passed the first check during the query
+            return
+        moment = time.monotonic()
         self._typing_sent[key] = moment
         if len(self._typing_sent) > 10_000:  # forget what no longer throttles anything
             self._typing_sent = {k: t for k, t in self._typing_sent.items() if moment - t < TYPING_EVERY_SECONDS}

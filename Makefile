@@ -29,7 +29,11 @@ node_modules/.installed: package.json package-lock.json
 
 tools: $(STAMP) node_modules/.installed ## install Python and npm tooling (buf)
 
-run: $(STAMP) ## apply migrations and run the server on the SQLite default
+run: $(STAMP) ## apply migrations, run the server (SQLite default) and the Envoy gateway until Ctrl-C
+	$(PY) -m server migrate
+	$(PY) -m gateway run
+
+serve: $(STAMP) ## run the server alone, without the gateway
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
@@ -58,6 +62,8 @@ bench: $(STAMP) ## run the benchmarks on SQLite (print figures, assert nothing; 
 	$(PY) bench/storage.py
 	$(PY) bench/fanout.py
 	$(PY) bench/hundred.py
+	$(PY) bench/gateway.py
+	$(PY) bench/stats.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

@@ -1,8 +1,9 @@
-"""What the benchmarks share: a throw-away PostgreSQL schema, and a description of the machine."""
+"""What the benchmarks share: a throw-away PostgreSQL schema, server and gateway processes, the machine."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
@@ -11,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,7 +68,11 @@ LISTEN_LINE = re.compile(r"listening on (\S+):(\d+)")
 START_TIMEOUT = 60.0
 
 #: Cheap password hashing, so Login (which is not measured) is quick; the measured calls never hash.
-BENCH_SERVER_ENV = {"WORKSPACE_ARGON2_TIME_COST": "1", "WORKSPACE_ARGON2_MEMORY_KIB": "8192"}
+BENCH_SERVER_ENV = {
+    "WORKSPACE_ARGON2_TIME_COST": "1",
+    "WORKSPACE_ARGON2_MEMORY_KIB": "8192",
+    "WORKSPACE_METRICS_PORT": "0",  # several servers per run
+}
 
 
 def migrated_server_env(database_url: str, admin_password: str, **settings: str) -> dict[str, str]:
@@ -152,3 +159,88 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class GatewayProcess:
+    """``python -m gateway envoy`` in front of ``upstreams``: started, waited for until healthy, always stopped.
+
+    Envoy binds free ports (its admin interface writes its own address to a file; the listener's port is read
+    from the admin's ``/listeners``). Envoy exits when the thread that started it ends (a parent-death signal),
+    so call ``start`` from the main thread.
+    """
+
+    def __init__(self, upstreams: list[str], workdir: Path, **settings: str) -> None:
+        self.env = child_env(
+            {
+                "WORKSPACE_HOST": "127.0.0.1",
+                "WORKSPACE_HTTP_PORT": "0",
+                "WORKSPACE_GATEWAY_ADMIN_PORT": "0",
+                "WORKSPACE_GATEWAY_UPSTREAMS": ",".join(upstreams),
+                **settings,
+            }
+        )
+        self.admin_path = workdir / "envoy-admin-address"
+        self.stdout_path = workdir / "envoy.stdout"  # Envoy's access log
+        self.stderr_path = workdir / "envoy.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        """host:port for gRPC (plaintext HTTP/2) and REST (HTTP/1.1) alike."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        argv = [sys.executable, "-m", "gateway", "envoy", "--admin-address-path", str(self.admin_path)]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=err)
+        deadline = time.monotonic() + START_TIMEOUT
+        admin = ""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if not admin and self.admin_path.exists():
+                admin = self.admin_path.read_text().strip()
+            if admin and not self.port:
+                self.port = self._listener_port(f"http://{admin}")
+            if self.port and _http_status(f"http://{self.address}/healthz") == 200:
+                return self.address
+            time.sleep(0.05)
+        raise RuntimeError(f"envoy did not become healthy (exit status {self.proc.poll()}):\n{self.tail()}")
+
+    @staticmethod
+    def _listener_port(admin: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{admin}/listeners?format=json", timeout=5) as reply:
+                for listener in json.load(reply).get("listener_statuses", []):
+                    port = listener.get("local_address", {}).get("socket_address", {}).get("port_value")
+                    if port:
+                        return int(port)
+        return 0
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.proc.pid) if self.proc else None  # the same pid: ``gateway envoy`` execs Envoy
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _http_status(url: str) -> int:
+    """The status of a GET, 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return 0

@@ -68,7 +68,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 WORKDIR /app
 USER 10001:10001
 
-EXPOSE 50051
+# gRPC, and Prometheus metrics (WORKSPACE_METRICS_PORT)
+EXPOSE 50051 9464
 
 # grpc.health.v1 Check of the whole server ("") on WORKSPACE_HOST:WORKSPACE_GRPC_PORT
 # (0.0.0.0 is asked as 127.0.0.1): exit 0 only for SERVING, anything else is unhealthy.

@@ -30,6 +30,8 @@ PROTO_ROOT = ROOT / "protos"
 VENDOR_ROOT = PROTO_ROOT / "vendor" / "googleapis"
 WELL_KNOWN = Path(grpc_tools.__file__).parent / "_proto"
 DESCRIPTOR_NAME = "descriptor.binpb"
+#: Vendored protos of the error details (and their status) that go into the descriptor set as well.
+ERROR_DETAIL_PROTOS = ("google/rpc/error_details.proto", "google/rpc/status.proto")
 
 
 def api_protos() -> list[str]:
@@ -60,12 +62,22 @@ def generate(out: Path) -> None:
             f"--grpc_python_out={staging}",
             f"--mypy_out={staging}",
             f"--mypy_grpc_out={staging}",
+            *files,
+        ]
+        # The descriptor set for Envoy also holds the error details the server sends (google.rpc.BadRequest,
+        # RetryInfo, ErrorInfo), which no API file imports, so the gateway can print them as JSON.
+        descriptor = [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{VENDOR_ROOT}",
+            f"-I{WELL_KNOWN}",
             f"--descriptor_set_out={staging / DESCRIPTOR_NAME}",
             "--include_imports",
             "--include_source_info",
             *files,
+            *ERROR_DETAIL_PROTOS,
         ]
-        if protoc.main(args) != 0:
+        if protoc.main(args) != 0 or protoc.main(descriptor) != 0:
             raise SystemExit("protoc failed")
         # Make every generated folder a regular package so `import workspace.v1` works.
         for folder in [staging / "workspace", *(p for p in (staging / "workspace").rglob("*") if p.is_dir())]:

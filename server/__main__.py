@@ -20,6 +20,7 @@ def _banner(app) -> str:  # type: ignore[no-untyped-def]
     lines = [
         f"Workspace {__version__} listening on {app.address} (gRPC, plaintext; reflection and health on)",
         f"  database: {s.database_url_for_display}",
+        f"  metrics: http://{app.address.rsplit(':', 1)[0]}:{app.metrics_port}/metrics (Prometheus)",
     ]
     boot = app.bootstrap
     if boot is not None and boot.generated_password:

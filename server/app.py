@@ -8,30 +8,36 @@ the tests both call it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 from sqlalchemy import text
 from workspace.v1 import (
     auth_pb2,
     auth_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
+    monitoring_pb2,
+    monitoring_pb2_grpc,
     presence_pb2,
     presence_pb2_grpc,
     users_pb2,
     users_pb2_grpc,
 )
 
+from . import __version__
 from .api.auth import AuthServicer
 from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
+from .api.monitoring import MonitoringServicer, OpenStatsStreams
 from .api.presence import PresenceServicer
 from .api.users import UsersServicer
 from .auth.interceptor import AuthInterceptor, PrincipalCache
@@ -40,6 +46,7 @@ from .auth.tokens import TokenCodec
 from .domain.chat import Chat
 from .domain.events import ServerShuttingDown
 from .domain.model import LiveEvent, Principal
+from .domain.monitoring import Monitoring
 from .domain.presence import Presence
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
 from .domain.users import Directory
@@ -48,9 +55,10 @@ from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
 from .events.streams import EventStreams
 from .interception import Admission, InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
-from .observability.metrics import RpcMetrics
+from .observability.metrics import RpcMetrics, ServerCollector, ServerGauges
+from .observability.stats import ReplicaMeter
 from .settings import Settings, database_url
-from .storage.database import create_engine
+from .storage.database import create_engine, pool_usage, probe
 from .storage.unit_of_work import SqlUnitOfWorkFactory
 
 log = logging.getLogger("workspace.server")
@@ -61,11 +69,16 @@ SERVICE_NAMES = (
     users_pb2.DESCRIPTOR.services_by_name["UsersService"].full_name,
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
     presence_pb2.DESCRIPTOR.services_by_name["PresenceService"].full_name,
+    monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"].full_name,
 )
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: How long a stopping server still answers the calls it refuses, once every admitted call has finished.
+REFUSAL_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -79,9 +92,15 @@ class Application:
     listener: PostgresListener | None
     presence: Presence
     admission: Admission
+    monitoring: Monitoring
+    instance: str
     port: int
     _closers: list = field(default_factory=list)
     bootstrap: BootstrapResult | None = None
+    #: where Prometheus scrapes (``http://host:port/metrics``), once started
+    metrics_port: int = 0
+    _metrics_server: object = None
+    _ticks: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -95,8 +114,24 @@ class Application:
         if self.listener is not None:
             await self.listener.start()
         await self.server.start()
+        metrics_server, _ = start_http_server(
+            self.settings.metrics_port,
+            addr=_host_for_url(self.settings.host).strip("[]"),
+            registry=self.metrics.registry,
+        )
+        self._metrics_server, self.metrics_port = metrics_server, metrics_server.server_port
+        self._ticks = asyncio.create_task(self._tick(), name="stats-ticks")
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _tick(self) -> None:
+        """Measure and publish this replica's figures every tick (MonitoringService reads them)."""
+        while True:
+            try:
+                await self.monitoring.tick()
+            except Exception:
+                log.exception("cannot measure this replica's figures")
+            await asyncio.sleep(self.settings.stats_interval_seconds)
 
     async def stop(self, grace: float | None = None) -> None:
         """Health turns NOT_SERVING, new calls are refused, in-flight calls get ``grace`` seconds, then all closes.
@@ -113,15 +148,26 @@ class Application:
         self.admission.close("the server is shutting down; retry on another replica")
         # Streams never finish by themselves: end them now, telling clients where to resume elsewhere.
         await self.hub.stop(ServerShuttingDown.REASON, "the server is shutting down; reconnect")
+        await self.monitoring.stop()
         if self.listener is not None:
             await self.listener.stop()
         await self.presence.stop()
+        if self._ticks is not None:
+            self._ticks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticks
+        with contextlib.suppress(Exception):  # gone in three ticks anyway
+            await self.monitoring.withdraw(self.instance)
         try:
             await asyncio.wait_for(self.admission.drained(), grace)
         except TimeoutError:
             calls = self.admission.in_flight
             log.warning("calls still running after the grace period are cancelled", extra={"calls": calls})
-        await self.server.stop(0)
+        # A short grace, not none: a call that arrived as the last ones drained is being refused with
+        # UNAVAILABLE (which a gateway retries elsewhere) and must get to say so; stop(0) would cancel it.
+        await self.server.stop(REFUSAL_GRACE_SECONDS)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         for close in reversed(self._closers):
             result = close()
             if asyncio.iscoroutine(result):
@@ -162,8 +208,12 @@ async def build(settings: Settings) -> Application:
     )
     uow.events_committed = hub.wake
 
+    async def current(principal: Principal) -> Principal | None:
+        """The caller as they are now: None once their session ended or their account was disabled."""
+        return await principals.get(principal.user_id, principal.session_id)
+
     async def still_signed_in(principal: Principal) -> bool:
-        return await principals.get(principal.user_id, principal.session_id) is not None
+        return await current(principal) is not None
 
     # This process among all that share the database (replica ids may repeat: hostnames, restarts).
     instance = f"{settings.replica_id}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -188,6 +238,34 @@ async def build(settings: Settings) -> Application:
 
         hub.remote = send_to_other_replicas
     metrics = RpcMetrics()
+    open_stats = OpenStatsStreams()
+
+    def open_streams() -> dict[str, int]:
+        return {"events": hub.subscribers, "stats": open_stats.count}
+
+    meter = ReplicaMeter(
+        replica_id=settings.replica_id,
+        instance_id=instance,
+        version=__version__,
+        database_kind=engine.dialect.name,
+        clock=utc_now,
+        rpcs=metrics.window,
+        counts=lambda: asdict(hub.counts),
+        people=hub.subscribed_people,
+        open_streams=open_streams,
+        probe=lambda: probe(engine),
+        pool=lambda: pool_usage(engine),
+    )
+    monitoring = Monitoring(
+        uow,
+        utc_now,
+        measure=meter.measure,
+        tick_seconds=settings.stats_interval_seconds,
+        presence_alive_since=presence.alive_since,
+    )
+    metrics.registry.register(
+        ServerCollector(ServerGauges(open_streams, lambda: asdict(hub.counts), lambda: pool_usage(engine)))
+    )
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
     admission = Admission()
@@ -212,6 +290,9 @@ async def build(settings: Settings) -> Application:
     users_pb2_grpc.add_UsersServiceServicer_to_server(UsersServicer(directory), server)
     chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(chat, streams), server)
     presence_pb2_grpc.add_PresenceServiceServicer_to_server(PresenceServicer(presence), server)
+    monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server(
+        MonitoringServicer(monitoring, open_stats, current), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -228,6 +309,8 @@ async def build(settings: Settings) -> Application:
         listener=listener,
         presence=presence,
         admission=admission,
+        monitoring=monitoring,
+        instance=instance,
         port=port,
         _closers=[engine.dispose, hasher.close],
     )

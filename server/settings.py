@@ -37,6 +37,26 @@ class Settings:
     env: str = _doc("`development` or `production`", default="development")
     host: str = _doc("address the gRPC server binds", default="127.0.0.1")
     grpc_port: int = _doc("gRPC port (0 picks a free one)", default=50051)
+    metrics_port: int = _doc(
+        "Prometheus metrics at http://WORKSPACE_HOST:port/metrics (0 picks a free one)", default=9464
+    )
+    stats_interval_seconds: float = _doc(
+        "how often each replica measures and publishes its figures (MonitoringService; StreamStats' default tick)",
+        default=1.0,
+    )
+    http_port: int = _doc("the gateway's one HTTP port: REST, gRPC-Web and gRPC through Envoy", default=8080)
+    gateway_upstreams: str = _doc(
+        "the server replicas behind the gateway, host:port separated by commas; empty: WORKSPACE_HOST's gRPC port",
+        default="",
+    )
+    gateway_admin_port: int = _doc("Envoy's admin interface, bound to 127.0.0.1 only", default=9901)
+    gateway_health_seconds: float = _doc(
+        "how often the gateway asks each replica's gRPC health; a NOT_SERVING replica gets no new calls",
+        default=2.0,
+    )
+    cors_origins: str = _doc(
+        "browser origins allowed to call through the gateway, comma-separated (`*`: any); empty: none", default=""
+    )
     database_url: str = _doc("SQLAlchemy URL; sqlite:// and postgresql:// are accepted", default=DEFAULT_DATABASE_URL)
     admin_password: str | None = _doc("password of the `admin` account created on first start", default=None)
     jwt_secret: str = _doc("HMAC secret for access tokens", default=DEVELOPMENT_JWT_SECRET)
@@ -116,8 +136,13 @@ class Settings:
 
         if self.env not in ("development", "production"):
             raise bad("env", "must be 'development' or 'production'")
-        if not 0 <= self.grpc_port <= 65535:
-            raise bad("grpc_port", "must be between 0 and 65535")
+        for name in ("grpc_port", "http_port", "gateway_admin_port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise bad(name, "must be between 0 and 65535")
+        for item in filter(None, (i.strip() for i in self.gateway_upstreams.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise bad("gateway_upstreams", f"{item!r} is not host:port")
         for name in (
             "access_token_ttl",
             "refresh_token_ttl",
@@ -140,6 +165,8 @@ class Settings:
             "presence_grace_seconds",
             "keepalive_seconds",
             "keepalive_timeout_seconds",
+            "gateway_health_seconds",
+            "stats_interval_seconds",
         ):
             if not 0.05 <= getattr(self, name) <= 3600:
                 raise bad(name, "must be between 0.05 and 3600 seconds")

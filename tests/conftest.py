@@ -13,6 +13,7 @@ import pytest
 
 from .api import Client, Person, create_person
 from .databases import fresh_database
+from .gateway import GatewayProcess
 from .servers import ADMIN_PASSWORD, ServerProcess
 from .streams import Stream
 
@@ -31,6 +32,18 @@ def server(database_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         process = ServerProcess(url).start()
         yield process
         assert process.terminate() == 0, process.log_text()
+
+
+#: The browser origin the shared gateway allows (CORS); any other origin is refused.
+ALLOWED_ORIGIN = "http://app.example.test"
+
+
+@pytest.fixture(scope="session")
+def gateway(server: ServerProcess) -> Iterator[GatewayProcess]:
+    """A real Envoy in front of the shared server: REST, gRPC-Web and gRPC on one port."""
+    process = GatewayProcess([server.address], WORKSPACE_CORS_ORIGINS=ALLOWED_ORIGIN).start()
+    yield process
+    process.terminate()
 
 
 @pytest.fixture

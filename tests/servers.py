@@ -26,6 +26,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 FAST_HASHING = {"WORKSPACE_ARGON2_TIME_COST": "1", "WORKSPACE_ARGON2_MEMORY_KIB": "8192"}
 START_TIMEOUT = 30.0
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+_METRICS = re.compile(r"metrics: (http://\S+/metrics)")
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, message: str = "condition") -> object:
@@ -46,6 +47,7 @@ class ServerProcess:
             **os.environ,
             "WORKSPACE_DATABASE_URL": database_url,
             "WORKSPACE_GRPC_PORT": "0",
+            "WORKSPACE_METRICS_PORT": "0",
             "WORKSPACE_HOST": "127.0.0.1",
             "WORKSPACE_JWT_SECRET": JWT_SECRET,
             "WORKSPACE_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -58,6 +60,8 @@ class ServerProcess:
         self.logs: list[dict] = []
         self.stdout: list[str] = []
         self.address = ""
+        #: where Prometheus scrapes this server
+        self.metrics_url = ""
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> ServerProcess:
@@ -71,7 +75,11 @@ class ServerProcess:
         )
         threading.Thread(target=self._read_logs, daemon=True).start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        wait_until(lambda: self.address or self.process.poll() is not None, START_TIMEOUT, "the server to listen")
+        wait_until(
+            lambda: (self.address and self.metrics_url) or self.process.poll() is not None,
+            START_TIMEOUT,
+            "the server to listen",
+        )
         if not self.address:
             raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_text()}")
         return self
@@ -88,6 +96,9 @@ class ServerProcess:
         assert self.process and self.process.stdout
         for line in self.process.stdout:
             self.stdout.append(line)
+            metrics = _METRICS.search(line)
+            if metrics:
+                self.metrics_url = metrics.group(1)
             match = _LISTENING.search(line)
             if match and not self.address:
                 self.address = f"{match.group(1)}:{match.group(2)}"

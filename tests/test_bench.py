@@ -42,6 +42,19 @@ def test_storage_bench_measures_every_path(database: str) -> None:
         assert f"\n{row} " in out, out
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_gateway_bench_measures_direct_and_through_envoy(database: str) -> None:
+    argv = [str(BENCH / "gateway.py"), "--seconds", "0.3", "--warmup", "0.1", "--concurrency", "4"]
+    argv += ["--calls", "WhoAmI,GetUser"]
+    if database == "postgres":
+        argv += ["--database-url", POSTGRES_URL]
+    out = run_bench(*argv)
+    for call in ("WhoAmI", "GetUser"):
+        for path in ("direct #1", "gRPC/Envoy", "REST/Envoy", "direct #2"):
+            assert f"\n{call} {path} " in out, out
+    assert "errors in" not in out, out  # every call in the window succeeded, through Envoy too
+
+
 def test_fanout_bench_measures_the_baseline_and_the_server() -> None:
     out = run_bench(str(BENCH / "fanout.py"), "--subscribers", "3", "--seconds", "0.5", "--rate", "10")
     rows = [
@@ -58,3 +71,11 @@ def test_hundred_people_bench_loses_and_repeats_nothing() -> None:
     (row,) = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]
     lost, duplicated, errors = int(row[8]), int(row[9]), row[10]
     assert (lost, duplicated, errors) == (0, 0, "-"), out
+
+
+def test_stats_bench_measures_with_and_without_dashboards() -> None:
+    out = run_bench(str(BENCH / "stats.py"), "--seconds", "1.5", "--dashboards", "3", "--load", "20")
+    for row in ("without #1", "with", "without #2"):
+        assert f"\n{row} " in out, out
+    with_row = next(line for line in out.splitlines() if line.startswith("with "))
+    assert int(with_row.split()[4]) > 0, out  # the dashboards did receive ticks

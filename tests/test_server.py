@@ -33,6 +33,7 @@ def test_the_contract_names_its_services() -> None:
         "workspace.v1.UsersService",
         "workspace.v1.ChatService",
         "workspace.v1.PresenceService",
+        "workspace.v1.MonitoringService",
     )
 
 

@@ -17,17 +17,6 @@ from . import paging
 from .convert import check_id, conversation_to_proto, event_to_proto, live_event_to_proto, message_to_proto
 
 
-def _decode_before(v: Validator, token: str, filters: dict[str, object]) -> int | None:
-    """The message id a message page token continues below; None for the first page (or a bad token)."""
-    before = paging.decode_token(v, token, filters)
-    if before is None:
-        return None
-    if not before.isdigit():
-        v.add("page_token", "is not a token this server issued")
-        return None
-    return int(before)
-
-
 def _decode_after_conversation(v: Validator, token: str) -> tuple[datetime, int] | None:
     after = paging.decode_token(v, token, {"list": "conversations"})
     if after is None:
@@ -131,7 +120,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         check_id(v, "conversation_id", request.conversation_id)
         size = paging.page_size(v, request.page_size)
         filters = {"conversation": request.conversation_id}
-        before = _decode_before(v, request.page_token, filters)
+        before = paging.decode_id(v, request.page_token, filters)
         if request.around_message_id < 0:
             v.add("around_message_id", "must be a message id, or 0 for the newest messages")
         elif request.around_message_id and request.page_token:
@@ -210,7 +199,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             v.add("query", f"must be at most {SEARCH_QUERY_MAX} characters")
         size = paging.page_size(v, request.page_size)
         filters = {"search": query}
-        before = _decode_before(v, request.page_token, filters)
+        before = paging.decode_id(v, request.page_token, filters)
         v.raise_if_any()
         messages, more = await self._chat.search(caller(), query, before_id=before, limit=size)
         token = paging.encode_token(str(messages[-1].id), filters) if more else ""

@@ -34,6 +34,7 @@ _CODES: list[tuple[type[errors.DomainError], int]] = [
     (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (errors.Throttled, code_pb2.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, code_pb2.UNAVAILABLE),
     (ResyncRequired, code_pb2.OUT_OF_RANGE),
     (StreamTooSlow, code_pb2.RESOURCE_EXHAUSTED),
     (ServerShuttingDown, code_pb2.UNAVAILABLE),

@@ -48,3 +48,14 @@ def decode_token(v: Validator, token: str, filters: dict[str, object]) -> str | 
         v.add("page_token", "belongs to a request with other filters")
         return None
     return after
+
+
+def decode_id(v: Validator, token: str, filters: dict[str, object]) -> int | None:
+    """The id a page token continues below (or after); None for the first page (or a bad token)."""
+    position = decode_token(v, token, filters)
+    if position is None:
+        return None
+    if not position.isdigit():
+        v.add("page_token", "is not a token this server issued")
+        return None
+    return int(position)

@@ -67,6 +67,10 @@ class Throttled(DomainError):
         self.retry_after = retry_after
 
 
+class Unavailable(DomainError):
+    """This replica cannot serve it now (it is stopping): retry, here later or on another replica."""
+
+
 class Validator:
     """Collects every violation of a request, so the caller learns all of them at once."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .model import (
     Conversation,
@@ -25,6 +25,9 @@ from .model import (
     StoredEvent,
     User,
 )
+
+if TYPE_CHECKING:  # monitoring imports this module for its factory
+    from .monitoring import ClientIssue, ReplicaFigures
 
 
 class UserRepository(Protocol):
@@ -160,6 +163,30 @@ class PresenceRepository(Protocol):
     async def not_offline(self) -> list[int]:
         """People whose last announced state is online or away."""
 
+    async def connected_people(self, *, alive_since: datetime) -> int:
+        """Distinct people with an open stream on any process seen alive since ``alive_since``."""
+
+
+class ReplicaFiguresRepository(Protocol):
+    async def save(self, figures: ReplicaFigures) -> None:
+        """Replace what this replica (its ``instance_id``) published last."""
+
+    async def reported_since(self, since: datetime) -> list[ReplicaFigures]: ...
+    async def delete(self, instance_id: str) -> None: ...
+    async def delete_older_than(self, before: datetime) -> None: ...
+
+
+class ClientIssueRepository(Protocol):
+    async def add(self, issue: ClientIssue) -> ClientIssue:
+        """Store a new issue; returns it with its id."""
+
+    async def get(self, issue_id: int) -> ClientIssue | None: ...
+    async def page(self, *, before_id: int | None, show_resolved: bool, limit: int) -> list[ClientIssue]:
+        """Newest first, ids below ``before_id`` when given."""
+
+    async def resolve(self, issue: ClientIssue) -> bool:
+        """Store ``issue``'s resolve time and resolver if it is still open; False if it was not."""
+
 
 class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
@@ -192,6 +219,8 @@ class UnitOfWork(Protocol):
     messages: MessageRepository
     presence: PresenceRepository
     events: EventLog
+    replica_figures: ReplicaFiguresRepository
+    client_issues: ClientIssueRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -145,7 +145,7 @@ class Presence:
 
     async def _settle(self, uow: UnitOfWork, user_id: int, now: datetime, *, seen: bool) -> bool:
         record = (await uow.presence.get_many([user_id])).get(user_id) or _nobody(user_id)
-        streams = await uow.presence.live_streams(user_id, alive_since=self._alive_since(now))
+        streams = await uow.presence.live_streams(user_id, alive_since=self.alive_since(now))
         if streams:
             state = PresenceState.AWAY if record.away else PresenceState.ONLINE
         else:
@@ -161,7 +161,7 @@ class Presence:
         await self._announce(uow, replace(record, state=state, last_seen_at=now, changed_at=now), now)
         return True
 
-    def _alive_since(self, now: datetime) -> datetime:
+    def alive_since(self, now: datetime) -> datetime:
         """Rows refreshed since then belong to a running process."""
         return now - timedelta(seconds=3 * self._refresh)
 
@@ -219,9 +219,7 @@ class Presence:
                 away=record.away if away is None else away,
                 status_text=record.status_text if status_text is None else status_text,
             )
-            streams = await uow.presence.live_streams(
-                actor.user_id, alive_since=now - timedelta(seconds=3 * self._refresh)
-            )
+            streams = await uow.presence.live_streams(actor.user_id, alive_since=self.alive_since(now))
             state = record.state
             if streams:
                 state = PresenceState.AWAY if changed.away else PresenceState.ONLINE

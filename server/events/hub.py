@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ..domain.events import admit
-from ..domain.model import LiveEvent, StoredEvent
+from ..domain.model import EventKind, LiveEvent, StoredEvent
 from ..domain.ports import Clock, UnitOfWorkFactory
 
 log = logging.getLogger("workspace.events")
@@ -37,11 +38,26 @@ class Beat:
 HEARTBEAT = Beat()
 
 
+@dataclass
+class HubCounts:
+    """Counters that only grow, read by the stats ticks and Prometheus: rates are their differences."""
+
+    #: stored events read from the log (every replica's)
+    stored: int = 0
+    #: of which chat messages created
+    messages: int = 0
+    #: events (stored or live) put on this replica's streams
+    delivered: int = 0
+    #: events a stream could not take because it was too far behind (it is ended, and resumes from the log)
+    dropped: int = 0
+
+
 class Subscription:
     """One open stream's view of the hub: its queue, what it may see, and why it ended (if it did)."""
 
-    def __init__(self, user_id: int, conversations: set[int], queue_size: int) -> None:
+    def __init__(self, user_id: int, conversations: set[int], queue_size: int, counts: HubCounts) -> None:
         self.user_id = user_id
+        self._counts = counts
         self.conversations = conversations
         self.queue: asyncio.Queue[StoredEvent | LiveEvent | Beat | None] = asyncio.Queue(maxsize=queue_size)
         #: (reason, message) once the hub ended this subscription
@@ -58,7 +74,9 @@ class Subscription:
             return
         try:
             self.queue.put_nowait(event)
+            self._counts.delivered += 1
         except asyncio.QueueFull:
+            self._counts.dropped += 1
             self.end("STREAM_TOO_SLOW", f"the stream fell more than {self.queue.maxsize} events behind")
 
     def offer_live(self, event: LiveEvent) -> None:
@@ -70,7 +88,9 @@ class Subscription:
             return
         try:
             self.queue.put_nowait(event)
+            self._counts.delivered += 1
         except asyncio.QueueFull:
+            self._counts.dropped += 1
             self.end("STREAM_TOO_SLOW", f"the stream fell more than {self.queue.maxsize} events behind")
 
     def end(self, reason: str, message: str) -> None:
@@ -98,6 +118,7 @@ class EventHub:
         self._poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self._subscriptions: set[Subscription] = set()
+        self.counts = HubCounts()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         #: the id of the last event dispatched; every event up to it has been offered to every subscriber
@@ -138,12 +159,19 @@ class EventHub:
         self._wake.set()
 
     def subscribe(self, user_id: int, conversations: set[int]) -> Subscription:
-        subscription = Subscription(user_id, conversations, self._queue_size)
+        subscription = Subscription(user_id, conversations, self._queue_size, self.counts)
         self._subscriptions.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def subscribed_people(self) -> int:
+        return len({subscription.user_id for subscription in self._subscriptions})
 
     async def _beat(self) -> None:
         """Heartbeats for quiet streams: one timer for all of them, so a delivery never pays for one."""
@@ -193,5 +221,8 @@ class EventHub:
                 for subscription in list(self._subscriptions):
                     subscription.offer(event)
                 self.position = event.id
+                self.counts.stored += 1
+                if event.kind is EventKind.MESSAGE_CREATED:
+                    self.counts.messages += 1
             if len(events) < BATCH:
                 return

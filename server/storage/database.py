@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -56,3 +58,26 @@ def configure_sqlite(engine: Engine) -> None:
     def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
         if conn.get_execution_options().get(WRITE_OPTION):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: A database that takes longer than this to answer ``SELECT 1`` counts as unreachable.
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+async def probe(engine: AsyncEngine) -> tuple[bool, float, str]:
+    """Whether ``SELECT 1`` gets an answer in time: (reachable, round trip in seconds, why not)."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as e:  # any failure means unreachable, and says why
+        return False, time.perf_counter() - started, (str(e) or type(e).__name__).splitlines()[0][:200]
+    return True, time.perf_counter() - started, ""
+
+
+def pool_usage(engine: AsyncEngine) -> tuple[int, int]:
+    """(connections the pool keeps, of which checked out now)."""
+    pool = engine.pool
+    size = pool.size() if hasattr(pool, "size") else 0
+    in_use = pool.checkedout() if hasattr(pool, "checkedout") else 0
+    return size, in_use

@@ -238,3 +238,32 @@ class PresenceConnectionRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     streams: Mapped[int] = mapped_column(Integer)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReplicaFiguresRow(Base):
+    """What one running server process measured at its last tick (MonitoringService), as JSON."""
+
+    __tablename__ = "replica_figures"
+
+    instance_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    replica_id: Mapped[str] = mapped_column(String(100))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    figures: Mapped[str] = mapped_column(Text)
+
+
+class ClientIssueRow(Base):
+    """An error or feedback a client app reported."""
+
+    __tablename__ = "client_issues"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    client_version: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(100))
+    context: Mapped[str] = mapped_column(Text)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    resolver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)

@@ -67,6 +67,14 @@ class SqlPresenceRepository:
         )
         return int(total or 0)
 
+    async def connected_people(self, *, alive_since: datetime) -> int:
+        count = await self._s.scalar(
+            select(func.count(func.distinct(PresenceConnectionRow.user_id))).where(
+                PresenceConnectionRow.streams > 0, PresenceConnectionRow.refreshed_at >= alive_since
+            )
+        )
+        return int(count or 0)
+
     async def not_offline(self) -> list[int]:
         return list(
             await self._s.scalars(select(PresenceRow.user_id).where(PresenceRow.state != PresenceState.OFFLINE.value))

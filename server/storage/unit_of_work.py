@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .chat import SqlConversationRepository, SqlEventLog, SqlMessageRepository
 from .database import WRITE_OPTION
+from .monitoring import SqlClientIssueRepository, SqlReplicaFiguresRepository
 from .presence import SqlPresenceRepository
 from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlUserRepository
 
@@ -44,6 +45,8 @@ class SqlUnitOfWork:
         self.messages = SqlMessageRepository(self._session)
         self.presence = SqlPresenceRepository(self._session)
         self.events = SqlEventLog(self._session)
+        self.replica_figures = SqlReplicaFiguresRepository(self._session)
+        self.client_issues = SqlClientIssueRepository(self._session)
         return self
 
     async def __aexit__(

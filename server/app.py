@@ -29,6 +29,8 @@ from workspace.v1 import (
     monitoring_pb2_grpc,
     presence_pb2,
     presence_pb2_grpc,
+    shortcuts_pb2,
+    shortcuts_pb2_grpc,
     users_pb2,
     users_pb2_grpc,
 )
@@ -39,6 +41,7 @@ from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
 from .api.monitoring import MonitoringServicer, OpenStatsStreams
 from .api.presence import PresenceServicer
+from .api.shortcuts import ShortcutsServicer
 from .api.users import UsersServicer
 from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
@@ -49,6 +52,7 @@ from .domain.model import LiveEvent, Principal
 from .domain.monitoring import Monitoring
 from .domain.presence import Presence
 from .domain.sessions import BootstrapResult, LoginPolicy, Sessions
+from .domain.shortcuts import Shortcuts
 from .domain.users import Directory
 from .events.hub import EventHub
 from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
@@ -70,6 +74,7 @@ SERVICE_NAMES = (
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
     presence_pb2.DESCRIPTOR.services_by_name["PresenceService"].full_name,
     monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"].full_name,
+    shortcuts_pb2.DESCRIPTOR.services_by_name["ShortcutsService"].full_name,
 )
 
 
@@ -198,6 +203,7 @@ async def build(settings: Settings) -> Application:
     sessions = Sessions(uow, hasher, codec, principals, policy, utc_now)
     directory = Directory(uow, hasher, principals, utc_now)
     chat = Chat(uow, utc_now, max_message_chars=settings.chat_max_message_chars)
+    shortcuts = Shortcuts(uow, utc_now)
     hub = EventHub(
         uow,
         queue_size=settings.stream_queue_size,
@@ -293,6 +299,7 @@ async def build(settings: Settings) -> Application:
     monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server(
         MonitoringServicer(monitoring, open_stats, current), server
     )
+    shortcuts_pb2_grpc.add_ShortcutsServiceServicer_to_server(ShortcutsServicer(shortcuts), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -26,8 +26,9 @@ from .model import (
     User,
 )
 
-if TYPE_CHECKING:  # monitoring imports this module for its factory
+if TYPE_CHECKING:  # monitoring and shortcuts import this module for its factory
     from .monitoring import ClientIssue, ReplicaFigures
+    from .shortcuts import Category, ListKey, Shortcut
 
 
 class UserRepository(Protocol):
@@ -188,6 +189,86 @@ class ClientIssueRepository(Protocol):
         """Store ``issue``'s resolve time and resolver if it is still open; False if it was not."""
 
 
+class ShortcutCategoryRepository(Protocol):
+    """One person's shortcut categories. Every method that takes ``user_id`` sees only that person's rows."""
+
+    async def get(self, user_id: int, category_id: int) -> Category | None:
+        """The person's category; None if there is none of that id, or it is someone else's."""
+
+    async def list(self, user_id: int) -> list[Category]:
+        """Every category of the person, by position."""
+
+    async def count(self, user_id: int) -> int: ...
+    async def name_taken(self, user_id: int, name_key: str, *, other_than: int | None) -> bool:
+        """Whether another of the person's categories (not ``other_than``) has this folded name."""
+
+    async def add(self, *, user_id: int, name: str, name_key: str, position: int, now: datetime) -> Category:
+        """Insert; raises ``AlreadyExists`` if the person has a category of that folded name."""
+
+    async def rename(self, category_id: int, *, name: str, name_key: str, now: datetime) -> None:
+        """Raises ``AlreadyExists`` if the person has another category of that folded name."""
+
+    async def shift(self, user_id: int, *, start: int, end: int | None, by: int) -> None:
+        """Add ``by`` to the positions in [``start``, ``end``) of the person's categories (no ``end``: all
+        from ``start`` on). Leaves ``updated_at`` alone: renumbered is not moved."""
+
+    async def place(self, category_id: int, *, position: int, now: datetime) -> None: ...
+    async def delete(self, category_id: int) -> None:
+        """Delete an empty category (one with shortcuts still in it is an integrity error)."""
+
+
+class ShortcutRepository(Protocol):
+    """One person's shortcuts. A ``category_id`` of None means the uncategorised ones, a group of their own."""
+
+    async def lock_person(self, user_id: int) -> None:
+        """Hold the person's lock until the transaction ends: their writing units of work run one at a time."""
+
+    async def get(self, user_id: int, shortcut_id: int) -> Shortcut | None:
+        """The person's shortcut; None if there is none of that id, or it is someone else's."""
+
+    async def count(self, user_id: int) -> int: ...
+    async def count_in(self, user_id: int, category_id: int | None) -> int:
+        """How many of the person's shortcuts are in the category (None: uncategorised)."""
+
+    async def add(
+        self,
+        *,
+        user_id: int,
+        category_id: int | None,
+        title: str,
+        url: str,
+        description: str,
+        position: int,
+        now: datetime,
+    ) -> Shortcut: ...
+    async def update(self, shortcut_id: int, *, now: datetime, **changes: object) -> None:
+        """Change ``title``, ``url`` or ``description``."""
+
+    async def shift(self, user_id: int, category_id: int | None, *, start: int, end: int | None, by: int) -> None:
+        """Add ``by`` to the positions in [``start``, ``end``) of one group (no ``end``: all from ``start`` on).
+        Leaves ``updated_at`` alone: renumbered is not moved."""
+
+    async def place(self, shortcut_id: int, *, category_id: int | None, position: int, now: datetime) -> None: ...
+    async def uncategorise(self, user_id: int, category_id: int, *, offset: int, now: datetime) -> int:
+        """Make every shortcut of the category uncategorised, in their order, at ``offset`` + their position;
+        returns how many."""
+
+    async def delete(self, shortcut_id: int) -> None: ...
+    async def page(
+        self,
+        user_id: int,
+        *,
+        category_id: int | None,
+        only_category: bool,
+        query: str,
+        after: ListKey | None,
+        limit: int,
+    ) -> list[tuple[Shortcut, ListKey]]:
+        """The person's shortcuts with each one's key, in key order, strictly after ``after``: only those of
+        ``category_id`` with ``only_category``; only those whose title or URL contains ``query`` (ignoring
+        case; ``%``, ``_`` and ``\\`` are plain characters) unless it is empty."""
+
+
 class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
         """Store the event in the current transaction and return its id (ids commit in order)."""
@@ -221,6 +302,8 @@ class UnitOfWork(Protocol):
     events: EventLog
     replica_figures: ReplicaFiguresRepository
     client_issues: ClientIssueRepository
+    shortcut_categories: ShortcutCategoryRepository
+    shortcuts: ShortcutRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

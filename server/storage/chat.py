@@ -39,7 +39,8 @@ def _message(row: MessageRow, reactions: tuple[Reaction, ...] = ()) -> Message:
     )
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (with ``escape="\\"``): ``%``, ``_`` and ``\\``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -347,7 +348,7 @@ class SqlMessageRepository:
             .where(
                 MessageRow.conversation_id.in_(mine),
                 MessageRow.deleted_at.is_(None),
-                MessageRow.search_text.like(f"%{_escape_like(folded_query)}%", escape="\\"),
+                MessageRow.search_text.like(f"%{escape_like(folded_query)}%", escape="\\"),
             )
             .order_by(MessageRow.id.desc())
             .limit(limit)

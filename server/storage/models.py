@@ -267,3 +267,48 @@ class ClientIssueRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     resolver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class ShortcutCategoryRow(Base):
+    """One of a person's shortcut categories. Positions are 0..n-1 per person, kept so by the domain."""
+
+    __tablename__ = "shortcut_categories"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name_key", name="uq_shortcut_categories_user_id_name_key"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: casefolded name; unique per person, so names are unique without regard to case
+    name_key: Mapped[str] = mapped_column(String(100))
+    #: no unique constraint: renumbering shifts a range by one, which would collide midway through an UPDATE
+    position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShortcutRow(Base):
+    """A saved link. Positions are 0..n-1 per (person, category), the uncategorised ones (NULL) a group too."""
+
+    __tablename__ = "shortcuts"
+    __table_args__ = (
+        Index("ix_shortcuts_user_id_category_id_position", "user_id", "category_id", "position"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: no ON DELETE action: deleting a category first moves its shortcuts, in order, to the end of the
+    #: uncategorised ones (SET NULL would leave them with clashing positions); one left behind is an error
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("shortcut_categories.id"), nullable=True)
+    title: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(Text)
+    #: title and URL case-folded in Python, for searching: SQLite's lower() folds ASCII letters only
+    search_text: Mapped[str] = mapped_column(Text)
+    #: no unique constraint, as for categories
+    position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,6 +13,7 @@ from .database import WRITE_OPTION
 from .monitoring import SqlClientIssueRepository, SqlReplicaFiguresRepository
 from .presence import SqlPresenceRepository
 from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlUserRepository
+from .shortcuts import SqlShortcutCategoryRepository, SqlShortcutRepository
 
 #: The PostgreSQL channel on which a commit that wrote events wakes every replica's event hub.
 EVENTS_CHANNEL = "workspace_events"
@@ -47,6 +48,8 @@ class SqlUnitOfWork:
         self.events = SqlEventLog(self._session)
         self.replica_figures = SqlReplicaFiguresRepository(self._session)
         self.client_issues = SqlClientIssueRepository(self._session)
+        self.shortcut_categories = SqlShortcutCategoryRepository(self._session)
+        self.shortcuts = SqlShortcutRepository(self._session)
         return self
 
     async def __aexit__(

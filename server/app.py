@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 from sqlalchemy import text
 from workspace.v1 import (
+    activity_pb2,
+    activity_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     chat_pb2,
@@ -36,6 +38,7 @@ from workspace.v1 import (
 )
 
 from . import __version__
+from .api.activity import ActivityServicer
 from .api.auth import AuthServicer
 from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
@@ -46,6 +49,7 @@ from .api.users import UsersServicer
 from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
+from .domain.activity import Activity
 from .domain.chat import Chat
 from .domain.events import ServerShuttingDown
 from .domain.model import LiveEvent, Principal
@@ -56,7 +60,7 @@ from .domain.shortcuts import Shortcuts
 from .domain.users import Directory
 from .events.hub import EventHub
 from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
-from .events.streams import EventStreams
+from .events.streams import ActivityStreams, EventStreams
 from .interception import Admission, InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics, ServerCollector, ServerGauges
@@ -75,6 +79,7 @@ SERVICE_NAMES = (
     presence_pb2.DESCRIPTOR.services_by_name["PresenceService"].full_name,
     monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"].full_name,
     shortcuts_pb2.DESCRIPTOR.services_by_name["ShortcutsService"].full_name,
+    activity_pb2.DESCRIPTOR.services_by_name["ActivityService"].full_name,
 )
 
 
@@ -227,6 +232,7 @@ async def build(settings: Settings) -> Application:
         uow, utc_now, hub.publish_live, instance=instance, grace_seconds=settings.presence_grace_seconds
     )
     streams = EventStreams(hub, uow, presence, still_signed_in)
+    activity_streams = ActivityStreams(hub, uow, current)
     listener = None
     if engine.dialect.name == "postgresql":
         listener = PostgresListener(
@@ -247,7 +253,8 @@ async def build(settings: Settings) -> Application:
     open_stats = OpenStatsStreams()
 
     def open_streams() -> dict[str, int]:
-        return {"events": hub.subscribers, "stats": open_stats.count}
+        by_kind = hub.subscribers_by_kind()
+        return {"events": by_kind.get("events", 0), "activity": by_kind.get("activity", 0), "stats": open_stats.count}
 
     meter = ReplicaMeter(
         replica_id=settings.replica_id,
@@ -300,6 +307,7 @@ async def build(settings: Settings) -> Application:
         MonitoringServicer(monitoring, open_stats, current), server
     )
     shortcuts_pb2_grpc.add_ShortcutsServiceServicer_to_server(ShortcutsServicer(shortcuts), server)
+    activity_pb2_grpc.add_ActivityServiceServicer_to_server(ActivityServicer(Activity(uow), activity_streams), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -35,6 +35,7 @@ def test_the_contract_names_its_services() -> None:
         "workspace.v1.PresenceService",
         "workspace.v1.MonitoringService",
         "workspace.v1.ShortcutsService",
+        "workspace.v1.ActivityService",
     )
 
 

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from .activity import record_activity
 from .errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Validator
 from .model import (
     Conversation,
@@ -120,6 +121,15 @@ class Chat:
                 pass
             else:
                 await uow.events.append(_created(conversation), now)
+                await record_activity(
+                    uow,
+                    actor.user,
+                    "conversation.create_direct",
+                    "conversation",
+                    conversation.id,
+                    f"with user {other_id}",
+                    now,
+                )
                 await uow.commit()
                 return conversation, True
         async with self._uow(read_only=True) as uow:
@@ -161,6 +171,10 @@ class Chat:
                 now=now,
             )
             await uow.events.append(_created(conversation), now)
+            detail = f"{clean} ({len(conversation.members)} members)"
+            await record_activity(
+                uow, actor.user, "conversation.create_group", "conversation", conversation.id, detail, now
+            )
             await uow.commit()
         return conversation
 
@@ -230,6 +244,7 @@ class Chat:
             else:
                 await uow.conversations.touch(conversation_id, last_message_id=message.id, now=now)
                 await uow.events.append(_message_event(EventKind.MESSAGE_CREATED, message), now)
+                await _record_message(uow, actor, "message.send", message, now)
                 await uow.commit()
                 return SentMessage(message, created=True)
         async with self._uow(read_only=True) as uow:
@@ -268,6 +283,7 @@ class Chat:
             edited = await uow.messages.get(message_id)
             assert edited is not None
             await uow.events.append(_message_event(EventKind.MESSAGE_EDITED, edited), now)
+            await _record_message(uow, actor, "message.edit", edited, now)
             await uow.commit()
         return edited
 
@@ -286,6 +302,7 @@ class Chat:
             tombstone = await uow.messages.get(message_id)
             assert tombstone is not None
             await uow.events.append(_message_event(EventKind.MESSAGE_DELETED, tombstone), now)
+            await _record_message(uow, actor, "message.delete", tombstone, now)
             await uow.commit()
         return tombstone
 
@@ -316,6 +333,8 @@ class Chat:
             message = await uow.messages.get(message_id)
             assert message is not None
             await uow.events.append(_message_event(EventKind.REACTIONS_CHANGED, message), now)
+            action = "message.react" if add else "message.unreact"
+            await record_activity(uow, actor.user, action, "message", message_id, emoji, now)  # the emoji alone
             await uow.commit()
         return message
 
@@ -373,6 +392,10 @@ class Chat:
             after = await uow.conversations.get(conversation_id)
             assert after is not None
             await uow.events.append(_members_event(EventKind.MEMBERS_ADDED, after, list(new)), now)
+            detail = "added users " + ", ".join(str(u) for u in new)  # shortened to 200 characters if need be
+            await record_activity(
+                uow, actor.user, "conversation.add_members", "conversation", conversation_id, detail, now
+            )
             await uow.commit()
         return after
 
@@ -390,7 +413,20 @@ class Chat:
                 await uow.conversations.set_role(conversation_id, remaining[0].user_id, MemberRole.ADMIN)
             after = await uow.conversations.get(conversation_id)
             assert after is not None
-            await uow.events.append(_members_event(EventKind.MEMBERS_REMOVED, after, [user_id]), self._clock())
+            now = self._clock()
+            await uow.events.append(_members_event(EventKind.MEMBERS_REMOVED, after, [user_id]), now)
+            if user_id == actor.user_id:
+                await record_activity(uow, actor.user, "conversation.leave", "conversation", conversation_id, "", now)
+            else:
+                await record_activity(
+                    uow,
+                    actor.user,
+                    "conversation.remove_member",
+                    "conversation",
+                    conversation_id,
+                    f"removed user {user_id}",
+                    now,
+                )
             await uow.commit()
 
     async def mark_read(self, actor: Principal, conversation_id: int, message_id: int) -> ReadState:
@@ -407,8 +443,15 @@ class Chat:
                 await uow.events.append(
                     NewEvent(EventKind.READ_MARKER_MOVED, payload, user_id=actor.user_id), self._clock()
                 )
+            # No activity entry: reading is not a change worth logging (and would flood the log).
             await uow.commit()
         return ReadState(marker, counts.get(conversation_id, 0), sum(counts.values()))
+
+
+async def _record_message(uow: UnitOfWork, actor: Principal, action: str, message: Message, now: datetime) -> None:
+    """An activity entry about a message: where it is, never what it says."""
+    detail = f"in conversation {message.conversation_id}"
+    await record_activity(uow, actor.user, action, "message", message.id, detail, now)
 
 
 def conversation_payload(conversation: Conversation) -> dict[str, object]:

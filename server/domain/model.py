@@ -161,6 +161,8 @@ class EventKind(StrEnum):
     MEMBERS_REMOVED = "members.removed"
     READ_MARKER_MOVED = "read_marker.moved"
     PRESENCE_CHANGED = "presence.changed"
+    #: an activity-log entry (no conversation, no person: chat streams never carry it; see ``activity.py``)
+    ACTIVITY = "activity.recorded"
     TYPING = "typing"  # never stored: see LiveEvent
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from .activity import record_activity
 from .errors import NotFound, PermissionDenied, Unavailable, Validator
 from .model import Principal
 from .ports import Clock, UnitOfWorkFactory
@@ -267,6 +268,10 @@ class Monitoring:
         )
         async with self._uow() as uow:
             issue = await uow.client_issues.add(issue)
+            # The kind only: the message and context are the reporter's to say, and may be long.
+            await record_activity(
+                uow, actor.user, "client_issue.report", "client_issue", issue.id, issue.kind.value, issue.create_time
+            )
             await uow.commit()
         log.info("client issue reported", extra={"issue": issue.id, "kind": kind.value, "user": actor.user_id})
         return issue
@@ -291,6 +296,11 @@ class Monitoring:
                 return issue
             resolved = replace(issue, resolve_time=self._clock(), resolver_id=actor.user_id)
             won = await uow.client_issues.resolve(resolved)
+            if won:
+                assert resolved.resolve_time is not None
+                await record_activity(
+                    uow, actor.user, "client_issue.resolve", "client_issue", issue_id, "", resolved.resolve_time
+                )
             await uow.commit()
         if won:
             return resolved

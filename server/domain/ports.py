@@ -26,7 +26,8 @@ from .model import (
     User,
 )
 
-if TYPE_CHECKING:  # monitoring and shortcuts import this module for its factory
+if TYPE_CHECKING:  # activity, monitoring and shortcuts import this module for its factory
+    from .activity import ActivityEntry, ActivityFilter
     from .monitoring import ClientIssue, ReplicaFigures
     from .shortcuts import Category, ListKey, Shortcut
 
@@ -269,6 +270,19 @@ class ShortcutRepository(Protocol):
         case; ``%``, ``_`` and ``\\`` are plain characters) unless it is empty."""
 
 
+class ActivityRepository(Protocol):
+    """The activity log's rows (each with the id of the event appended with it). Never pruned."""
+
+    async def add(self, entry: ActivityEntry) -> None:
+        """Insert, with the id of the event just appended in the same transaction."""
+
+    async def page(self, activity_filter: ActivityFilter, *, before_id: int | None, limit: int) -> list[ActivityEntry]:
+        """Entries matching the filter, newest first, ids below ``before_id`` when given."""
+
+    async def between(self, after_id: int, up_to_id: int, *, limit: int) -> list[ActivityEntry]:
+        """Entries with ids in (``after_id``, ``up_to_id``], oldest first."""
+
+
 class EventLog(Protocol):
     async def append(self, event: NewEvent, now: datetime) -> int:
         """Store the event in the current transaction and return its id (ids commit in order)."""
@@ -304,6 +318,7 @@ class UnitOfWork(Protocol):
     client_issues: ClientIssueRepository
     shortcut_categories: ShortcutCategoryRepository
     shortcuts: ShortcutRepository
+    activity: ActivityRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from .activity import record_activity
 from .errors import NotFound, Validator
 from .model import EventKind, LiveEvent, NewEvent, PresenceRecord, PresenceState, Principal
 from .ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -228,6 +229,10 @@ class Presence:
                 await self._announce(uow, replace(changed, changed_at=now), now)
             else:
                 await uow.presence.save(changed)
+            if changed.status_text != record.status_text:  # online, away and offline are no activity
+                await record_activity(
+                    uow, actor.user, "presence.update_status", "user", actor.user_id, changed.status_text, now
+                )
             await uow.commit()
             return (await uow.presence.get_many([actor.user_id]))[actor.user_id]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import rules
+from .activity import record_activity
 from .errors import AlreadyExists, InvalidInput, PermissionDenied, Throttled, Unauthenticated, Validator
 from .model import IssuedTokens, LoginThrottle, Principal, Role, User
 from .ports import AccessRevocations, Clock, PasswordHasher, TokenIssuer, UnitOfWork, UnitOfWorkFactory
@@ -115,7 +116,7 @@ class Sessions:
         assert self._dummy_hash is not None, "Sessions.prepare() was not awaited"
         ok = await self._hasher.verify(found[1] if found else self._dummy_hash, password)
         if not ok or found is None:
-            await self._record_failure(key)
+            await self._record_failure(key, login_failed=True)
             raise Unauthenticated(BAD_CREDENTIALS, reason="WRONG_CREDENTIALS")
         user, password_hash = found
         if user.disabled:
@@ -131,6 +132,7 @@ class Sessions:
             session_id = uuid.uuid4().hex
             await uow.sessions.create(session_id=session_id, user_id=user.id, now=now)
             refresh, refresh_expires = await self._add_refresh_token(uow, session_id, now)
+            await record_activity(uow, user, "auth.login", "session", session_id, "", now)
             await uow.commit()
         log.info("login", extra={"user": user.username, "session": session_id})
         return LoginResult(self._issue(user, session_id, now, refresh, refresh_expires), user)
@@ -177,7 +179,9 @@ class Sessions:
 
     async def logout(self, principal: Principal) -> None:
         async with self._uow() as uow:
-            await uow.sessions.revoke(principal.session_id, now=self._clock(), reason="logout")
+            now = self._clock()
+            await uow.sessions.revoke(principal.session_id, now=now, reason="logout")
+            await record_activity(uow, principal.user, "auth.logout", "session", principal.session_id, "", now)
             await uow.commit()
         self._revocations.session_ended(principal.session_id)
 
@@ -203,6 +207,8 @@ class Sessions:
             ended = await uow.sessions.revoke_all_for_user(
                 principal.user_id, now=now, reason="password changed", keep=principal.session_id
             )
+            detail = f"other sessions ended: {len(ended)}"  # never anything about the password itself
+            await record_activity(uow, principal.user, "auth.change_password", "user", principal.user_id, detail, now)
             await uow.commit()
         for session_id in ended:
             self._revocations.session_ended(session_id)
@@ -218,7 +224,9 @@ class Sessions:
             return None
         return Principal(user, session_id)
 
-    async def _record_failure(self, key: str) -> None:
+    async def _record_failure(self, key: str, *, login_failed: bool = False) -> None:
+        """Count a failed password check against ``key``; a failed log-in is also an activity entry (by
+        nobody, naming the username tried), written in the same transaction."""
         async with self._uow() as uow:
             now = self._clock()
             state = await uow.login_throttle.get(key)
@@ -230,6 +238,9 @@ class Sessions:
             if excess >= 0:
                 locked_until = now + min(self._policy.lockout * (2 ** min(excess, 16)), MAX_LOCKOUT)
             await uow.login_throttle.save(LoginThrottle(key, failures, state.window_started_at, locked_until))
+            if login_failed:
+                detail = "now locked" if excess >= 0 else f"failures in a row: {failures}"
+                await record_activity(uow, None, "auth.login_failed", "session", "", detail, now, username=key)
             await uow.commit()
         if excess >= 0:
             log.warning("login throttled", extra={"user": key, "failures": failures})

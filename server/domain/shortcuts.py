@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from .activity import record_activity
 from .errors import AlreadyExists, FailedPrecondition, NotFound, Validator
 from .model import Principal
 from .ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -227,8 +228,12 @@ class Shortcuts:
                     reason="TOO_MANY_CATEGORIES",
                 )
             await _check_name_free(uow, actor.user_id, name, other_than=None)
+            now = self._clock()
             category = await uow.shortcut_categories.add(
-                user_id=actor.user_id, name=name, name_key=category_name_key(name), position=count, now=self._clock()
+                user_id=actor.user_id, name=name, name_key=category_name_key(name), position=count, now=now
+            )
+            await record_activity(
+                uow, actor.user, "shortcut_category.create", "shortcut_category", category.id, name, now
             )
             await uow.commit()
         return category
@@ -250,6 +255,9 @@ class Shortcuts:
                 now = self._clock()
                 await uow.shortcut_categories.rename(category_id, name=name, name_key=category_name_key(name), now=now)
                 category = replace(category, name=name, updated_at=now)
+                await record_activity(
+                    uow, actor.user, "shortcut_category.update", "shortcut_category", category_id, "name", now
+                )
             await uow.commit()
         return category
 
@@ -273,7 +281,12 @@ class Shortcuts:
                     await uow.shortcut_categories.shift(
                         actor.user_id, start=category.position + 1, end=target + 1, by=-1
                     )
-                await uow.shortcut_categories.place(category_id, position=target, now=self._clock())
+                now = self._clock()
+                await uow.shortcut_categories.place(category_id, position=target, now=now)
+                detail = f"to position {target}"
+                await record_activity(
+                    uow, actor.user, "shortcut_category.move", "shortcut_category", category_id, detail, now
+                )
             categories = await uow.shortcut_categories.list(actor.user_id)
             await uow.commit()
         return categories
@@ -289,9 +302,14 @@ class Shortcuts:
             # Moved explicitly before the row goes: the foreign key has no ON DELETE action, so a category
             # deleted with shortcuts still in it fails loudly instead of leaving them with clashing positions.
             end = await uow.shortcuts.count_in(actor.user_id, None)
-            moved = await uow.shortcuts.uncategorise(actor.user_id, category_id, offset=end, now=self._clock())
+            now = self._clock()
+            moved = await uow.shortcuts.uncategorise(actor.user_id, category_id, offset=end, now=now)
             await uow.shortcut_categories.delete(category_id)
             await uow.shortcut_categories.shift(actor.user_id, start=category.position + 1, end=None, by=-1)
+            detail = f"{category.name} (shortcuts uncategorised: {moved})"
+            await record_activity(
+                uow, actor.user, "shortcut_category.delete", "shortcut_category", category_id, detail, now
+            )
             await uow.commit()
         return moved
 
@@ -353,6 +371,7 @@ class Shortcuts:
                     reason="TOO_MANY_SHORTCUTS",
                 )
             await _require_category(uow, actor.user_id, category_id)
+            now = self._clock()
             shortcut = await uow.shortcuts.add(
                 user_id=actor.user_id,
                 category_id=category_id,
@@ -360,8 +379,10 @@ class Shortcuts:
                 url=url,
                 description=description,
                 position=await uow.shortcuts.count_in(actor.user_id, category_id),
-                now=self._clock(),
+                now=now,
             )
+            # The title, never the URL (a link may carry a secret in its query).
+            await record_activity(uow, actor.user, "shortcut.create", "shortcut", shortcut.id, title, now)
             await uow.commit()
         return shortcut
 
@@ -377,16 +398,23 @@ class Shortcuts:
             if shortcut is None:
                 raise _shortcut_not_found(shortcut_id)
             now = self._clock()
+            changed: list[str] = []
             if "category_id" in changes:
                 target = changes.pop("category_id")
                 assert target is None or isinstance(target, int)
                 if target != shortcut.category_id:
                     await _require_category(uow, actor.user_id, target)
                     shortcut = await self._move(uow, shortcut, target, None, now)
+                    changed.append("category_id")
             text = {name: value for name, value in changes.items() if getattr(shortcut, name) != value}
             if text:
                 await uow.shortcuts.update(shortcut.id, now=now, **text)
                 shortcut = replace(shortcut, **text, updated_at=now)  # type: ignore[arg-type]
+            changed = sorted([*changed, *text])
+            if changed:  # the field names only
+                await record_activity(
+                    uow, actor.user, "shortcut.update", "shortcut", shortcut_id, ", ".join(changed), now
+                )
             await uow.commit()
         return shortcut
 
@@ -405,7 +433,13 @@ class Shortcuts:
             if shortcut is None:
                 raise _shortcut_not_found(shortcut_id)
             await _require_category(uow, actor.user_id, category_id)
-            shortcut = await self._move(uow, shortcut, category_id, position, self._clock())
+            now = self._clock()
+            before = (shortcut.category_id, shortcut.position)
+            shortcut = await self._move(uow, shortcut, category_id, position, now)
+            if (shortcut.category_id, shortcut.position) != before:
+                where = f"category {shortcut.category_id}" if shortcut.category_id else "uncategorised"
+                detail = f"to position {shortcut.position} ({where})"
+                await record_activity(uow, actor.user, "shortcut.move", "shortcut", shortcut_id, detail, now)
             await uow.commit()
         return shortcut
 
@@ -417,6 +451,9 @@ class Shortcuts:
                 raise _shortcut_not_found(shortcut_id)
             await uow.shortcuts.delete(shortcut_id)
             await uow.shortcuts.shift(actor.user_id, shortcut.category_id, start=shortcut.position + 1, end=None, by=-1)
+            await record_activity(
+                uow, actor.user, "shortcut.delete", "shortcut", shortcut_id, shortcut.title, self._clock()
+            )
             await uow.commit()
 
     async def _move(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import rules
+from .activity import record_activity
 from .errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied, Validator
 from .model import Principal, Role, User
 from .ports import AccessRevocations, Clock, PasswordHasher, UnitOfWorkFactory
@@ -47,13 +48,16 @@ class Directory:
                 raise AlreadyExists(f"username {key!r} is taken", reason="USERNAME_TAKEN")
         password_hash = await self._hasher.hash(password)
         async with self._uow() as uow:
+            now = self._clock()
             user = await uow.users.add(
                 username=key,
                 display_name=name or key,
                 role=role or Role.USER,
                 password_hash=password_hash,
-                now=self._clock(),
+                now=now,
             )
+            detail = f"{user.username} ({user.role.value})"
+            await record_activity(uow, actor.user, "user.create", "user", user.id, detail, now)
             await uow.commit()
         return user
 
@@ -101,10 +105,14 @@ class Directory:
                 raise FailedPrecondition(
                     "the last administrator can be neither demoted nor disabled", reason="LAST_ADMIN"
                 )
-            user = await uow.users.update(user_id, now=self._clock(), **changes)
+            now = self._clock()
+            user = await uow.users.update(user_id, now=now, **changes)
             ended: list[str] = []
             if user.disabled and not current.disabled:
-                ended = await uow.sessions.revoke_all_for_user(user_id, now=self._clock(), reason="disabled")
+                ended = await uow.sessions.revoke_all_for_user(user_id, now=now, reason="disabled")
+            changed = [name for name in sorted(changes) if getattr(user, name) != getattr(current, name)]
+            if changed:  # the field names only: an update that changes nothing is no activity
+                await record_activity(uow, actor.user, "user.update", "user", user_id, ", ".join(changed), now)
             await uow.commit()
         self._revocations.user_changed(user_id)
         for session_id in ended:
@@ -121,6 +129,10 @@ class Directory:
                 raise NotFound(f"user {user_id} not found")
             if user.is_admin and not user.disabled and await uow.users.count_enabled_admins() <= 1:
                 raise FailedPrecondition("the last administrator cannot be deleted", reason="LAST_ADMIN")
+            # Recorded first: taking the event id before the row lock keeps the order every change uses
+            # (event id, then the actor's row for the activity row's foreign key), so a change by the person
+            # being deleted, at that very moment, waits instead of deadlocking on PostgreSQL.
+            await record_activity(uow, actor.user, "user.delete", "user", user_id, user.username, self._clock())
             await uow.users.delete(user_id)
             await uow.commit()
         self._revocations.user_changed(user_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,9 @@ class HubCounts:
 
 class Subscription:
     """One open stream's view of the hub: its queue, what it may see, and why it ended (if it did)."""
+
+    #: what the monitoring figures count it as (``open_streams``)
+    kind = "events"
 
     def __init__(self, user_id: int, conversations: set[int], queue_size: int, counts: HubCounts) -> None:
         self.user_id = user_id
@@ -98,6 +102,30 @@ class Subscription:
             self.ended = (reason, message)
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(None)  # wakes a reader waiting on an empty queue
+
+
+class FilteredSubscription(Subscription):
+    """A stream of some stored events whoever they concern (``admits`` says which), never of live ones:
+    ``StreamActivity``'s. Chat's ``admit`` and conversations play no part."""
+
+    def __init__(
+        self,
+        user_id: int,
+        admits: Callable[[StoredEvent], bool],
+        kind: str,
+        queue_size: int,
+        counts: HubCounts,
+    ) -> None:
+        super().__init__(user_id, set(), queue_size, counts)
+        self._admits = admits
+        self.kind = kind
+
+    def offer(self, event: StoredEvent) -> None:
+        if self._admits(event):
+            self._put(event)
+
+    def offer_live(self, event: LiveEvent) -> None:
+        pass
 
 
 class EventHub:
@@ -158,20 +186,33 @@ class EventHub:
         """Look for new events now (called after a local commit, or on a notification)."""
         self._wake.set()
 
-    def subscribe(self, user_id: int, conversations: set[int]) -> Subscription:
-        subscription = Subscription(user_id, conversations, self._queue_size, self.counts)
+    def subscribe(
+        self,
+        user_id: int,
+        conversations: set[int],
+        *,
+        admits: Callable[[StoredEvent], bool] | None = None,
+        kind: str = "events",
+    ) -> Subscription:
+        """A chat stream's subscription (what ``admit`` lets ``user_id`` see), or with ``admits``, one that gets
+        the stored events it admits and no live ones, counted as ``kind``."""
+        if admits is None:
+            subscription = Subscription(user_id, conversations, self._queue_size, self.counts)
+        else:
+            subscription = FilteredSubscription(user_id, admits, kind, self._queue_size, self.counts)
         self._subscriptions.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscriptions)
+    def subscribers_by_kind(self) -> dict[str, int]:
+        """Open subscriptions by kind: ``events`` (chat), and the kinds given to ``subscribe``."""
+        return dict(Counter(subscription.kind for subscription in self._subscriptions))
 
     def subscribed_people(self) -> int:
-        return len({subscription.user_id for subscription in self._subscriptions})
+        """Distinct people with a chat stream open here (watching the activity log does not count)."""
+        return len({s.user_id for s in self._subscriptions if s.kind == "events"})
 
     async def _beat(self) -> None:
         """Heartbeats for quiet streams: one timer for all of them, so a delivery never pays for one."""

@@ -1,4 +1,8 @@
-"""``StreamEvents`` for one caller: replay what they missed, then follow the hub live, with heartbeats."""
+"""``StreamEvents`` for one caller: replay what they missed, then follow the hub live, with heartbeats.
+
+``StreamActivity`` (``ActivityStreams``) does the same with the activity log: the same event ids, the same
+hand-over from replay to live, the same heartbeats and endings.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from ..domain.activity import ActivityEntry, entry_from_event, is_activity, require_admin
 from ..domain.errors import Unauthenticated
 from ..domain.events import STREAM_ENDINGS, ResyncRequired, admit
 from ..domain.model import LiveEvent, Principal, StoredEvent
@@ -114,5 +119,82 @@ class EventStreams:
             if not isinstance(event, StoredEvent) or event.id <= last:
                 continue  # the wake-up of an ending, or an event the replay already sent
             yield event
+            last = event.id
+            subscription.last_sent_at = loop.time()
+
+
+class ActivityStreams:
+    """``StreamActivity`` for one administrator: the entries after an id (from the ``activity`` rows, which
+    are never pruned), then the new ones live from the hub, with heartbeats. Watching the log does not make
+    anyone "online": no presence bookkeeping here."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        uow: UnitOfWorkFactory,
+        current: Callable[[Principal], Awaitable[Principal | None]],
+    ) -> None:
+        self._hub = hub
+        self._uow = uow
+        #: the caller as they are now: None once their session ended or their account was disabled
+        self._current = current
+
+    @contextlib.asynccontextmanager
+    async def open(self, actor: Principal, after_id: int) -> AsyncIterator[AsyncIterator[ActivityEntry | Heartbeat]]:
+        """Check the caller (``PermissionDenied``) and the resume point (``ResyncRequired``), subscribe;
+        yields what to send. The subscription ends when the block does."""
+        require_admin(actor)
+        # Subscribe before reading where the log ends, as StreamEvents does: no gap, and the live loop
+        # skips what the replay already sent.
+        subscription = self._hub.subscribe(actor.user_id, set(), admits=is_activity, kind="activity")
+        try:
+            async with self._uow(read_only=True) as uow:
+                newest = await uow.events.last_id()
+            # Activity rows are never pruned: only an id the log has not reached is unknown.
+            if after_id > newest:
+                raise ResyncRequired(f"event {after_id} is unknown here (the newest is {newest})")
+            items = self._items(subscription, actor, after_id, newest)
+            try:
+                yield items
+            finally:
+                await items.aclose()
+        finally:
+            self._hub.unsubscribe(subscription)
+
+    async def _items(
+        self, subscription: Subscription, actor: Principal, after_id: int, newest: int
+    ) -> AsyncIterator[ActivityEntry | Heartbeat]:
+        cursor = after_id
+        while after_id and cursor < newest:  # replay, in batches
+            async with self._uow(read_only=True) as uow:
+                batch = await uow.activity.between(cursor, newest, limit=BATCH)
+            for entry in batch:
+                cursor = entry.id
+                yield entry
+            if len(batch) < BATCH:
+                break
+        last = newest
+        yield Heartbeat(newest, live=True)
+        queue = subscription.queue
+        loop = asyncio.get_running_loop()
+        while True:
+            event = await queue.get()
+            if event is HEARTBEAT:
+                # As for StreamEvents, and more: the caller must still be an administrator.
+                current = await self._current(actor)
+                if current is None:
+                    raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
+                require_admin(current)
+                actor = current
+                if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
+                    last = max(last, self._hub.position)
+                yield Heartbeat(last, live=False)
+                continue
+            if subscription.ended is not None:
+                reason, message = subscription.ended
+                raise STREAM_ENDINGS[reason](message, last_event_id=last)
+            if not isinstance(event, StoredEvent) or event.id <= last:
+                continue  # the wake-up of an ending, or an entry the replay already sent
+            yield entry_from_event(event)
             last = event.id
             subscription.last_sent_at = loop.time()

@@ -101,7 +101,11 @@ class ServerCollector(Collector):
         self._gauges = gauges
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        streams = GaugeMetricFamily("workspace_open_streams", "Open streams on this replica, by kind", labels=["kind"])
+        streams = GaugeMetricFamily(
+            "workspace_open_streams",
+            "Open streams on this replica, by kind: events (StreamEvents), activity (StreamActivity), stats",
+            labels=["kind"],
+        )
         for kind, count in sorted(self._gauges.open_streams().items()):
             streams.add_metric([kind], count)
         yield streams

@@ -62,14 +62,13 @@ class _Slot:
 class RpcWindow:
     """Calls, errors and durations of each method over the last ``WINDOW_SECONDS``, in one-second slots.
 
-    ``record`` runs once per finished call on the event loop; ``figures`` may run on any thread (it copies
-    under a lock what it reads).
+    ``record`` runs once per finished call, ``figures`` once per stats tick, both on the event loop's thread:
+    no lock, and ``record`` stays a few dictionary operations.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._slots: dict[str, list[_Slot]] = {}
-        self._lock = threading.Lock()
 
     def record(self, method: str, code: str, seconds: float) -> None:
         now = int(self._clock())
@@ -77,44 +76,42 @@ class RpcWindow:
         if slots is None:
             slots = self._slots[method] = [_Slot() for _ in range(WINDOW_SECONDS)]
         slot = slots[now % WINDOW_SECONDS]
-        with self._lock:
-            if slot.second != now:
-                slot.reset(now)
-            slot.calls += 1
-            if code != "OK":
-                slot.errors += 1
-                if code in SERVER_ERRORS:
-                    slot.server_errors += 1
-            index = _bucket(seconds)
-            slot.buckets[index] = slot.buckets.get(index, 0) + 1
+        if slot.second != now:
+            slot.reset(now)
+        slot.calls += 1
+        if code != "OK":
+            slot.errors += 1
+            if code in SERVER_ERRORS:
+                slot.server_errors += 1
+        index = _bucket(seconds)
+        slot.buckets[index] = slot.buckets.get(index, 0) + 1
 
     def figures(self) -> list[RpcFigures]:
         """Every method called within the window, by name."""
         oldest = int(self._clock()) - WINDOW_SECONDS + 1
         found = []
-        with self._lock:
-            for method, slots in sorted(self._slots.items()):
-                live = [s for s in slots if s.second >= oldest]
-                calls = sum(s.calls for s in live)
-                if not calls:
-                    continue
-                merged: dict[int, int] = {}
-                for s in live:
-                    for index, count in s.buckets.items():
-                        merged[index] = merged.get(index, 0) + count
-                errors = sum(s.errors for s in live)
-                server_errors = sum(s.server_errors for s in live)
-                found.append(
-                    RpcFigures(
-                        method=method,
-                        calls=calls,
-                        calls_per_second=calls / WINDOW_SECONDS,
-                        p50_seconds=_quantile(merged, calls, 0.50),
-                        p99_seconds=_quantile(merged, calls, 0.99),
-                        error_rate=errors / calls,
-                        server_error_rate=server_errors / calls,
-                    )
+        for method, slots in sorted(self._slots.items()):
+            live = [s for s in slots if s.second >= oldest]
+            calls = sum(s.calls for s in live)
+            if not calls:
+                continue
+            merged: dict[int, int] = {}
+            for s in live:
+                for index, count in s.buckets.items():
+                    merged[index] = merged.get(index, 0) + count
+            errors = sum(s.errors for s in live)
+            server_errors = sum(s.server_errors for s in live)
+            found.append(
+                RpcFigures(
+                    method=method,
+                    calls=calls,
+                    calls_per_second=calls / WINDOW_SECONDS,
+                    p50_seconds=_quantile(merged, calls, 0.50),
+                    p99_seconds=_quantile(merged, calls, 0.99),
+                    error_rate=errors / calls,
+                    server_error_rate=server_errors / calls,
                 )
+            )
         return found
 
 

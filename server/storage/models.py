@@ -312,3 +312,27 @@ class ShortcutRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ActivityRow(Base):
+    """The activity log (``ActivityService``): one row per entry, with the id of the event written with it.
+
+    Kept when the event log's retention prunes the events: ``StreamActivity`` replays from here.
+    """
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_resource_type_resource_id", "resource_type", "resource_id"),)
+
+    #: the id of the ``ACTIVITY`` event appended in the same transaction (not generated here)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: NULL for a failed log-in (nobody signed in), or once the account is deleted
+    actor_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    #: the actor's username at the time (for a failed log-in: the name tried); kept after a deletion
+    actor_username: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    resource_type: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(200))

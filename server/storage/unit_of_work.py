@@ -8,6 +8,7 @@ from types import TracebackType
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from .activity import SqlActivityRepository
 from .chat import SqlConversationRepository, SqlEventLog, SqlMessageRepository
 from .database import WRITE_OPTION
 from .monitoring import SqlClientIssueRepository, SqlReplicaFiguresRepository
@@ -50,6 +51,7 @@ class SqlUnitOfWork:
         self.client_issues = SqlClientIssueRepository(self._session)
         self.shortcut_categories = SqlShortcutCategoryRepository(self._session)
         self.shortcuts = SqlShortcutRepository(self._session)
+        self.activity = SqlActivityRepository(self._session)
         return self
 
     async def __aexit__(

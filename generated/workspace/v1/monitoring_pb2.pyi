@@ -183,7 +183,9 @@ class StreamCount(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """`events` (ChatService.StreamEvents) or `stats` (StreamStats)."""
+    """`events` (ChatService.StreamEvents), `activity`
+    (ActivityService.StreamActivity) or `stats` (StreamStats).
+    """
     count: _builtins.int
     """Open now."""
     def __init__(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..domain.activity import ActivityEntry, entry_from_event, is_activity, require_admin
 from ..domain.errors import Unauthenticated
@@ -18,6 +19,9 @@ from ..domain.model import LiveEvent, Principal, StoredEvent
 from ..domain.ports import UnitOfWorkFactory
 from ..domain.presence import Presence
 from .hub import BATCH, HEARTBEAT, EventHub, Subscription
+
+#: What a stream replays: stored events (StreamEvents) or activity entries (StreamActivity), each with an id.
+Replayed = TypeVar("Replayed", StoredEvent, ActivityEntry)
 
 
 @dataclass(frozen=True)
@@ -81,46 +85,31 @@ class EventStreams:
             self._presence.disconnected(user_id)
             self._hub.unsubscribe(subscription)
 
-    async def _items(
+    def _items(
         self, subscription: Subscription, actor: Principal, after_event_id: int, newest: int
-    ) -> AsyncIterator[StoredEvent | LiveEvent | Heartbeat]:
+    ) -> AsyncGenerator[StoredEvent | LiveEvent | Heartbeat]:
         user_id = actor.user_id
-        cursor = after_event_id
-        while after_event_id and cursor < newest:  # replay, in batches, only what the caller may see
+
+        async def visible(cursor: int) -> list[StoredEvent]:
             async with self._uow(read_only=True) as uow:
-                batch = await uow.events.visible_after(cursor, newest, user_id, limit=BATCH)
-            for event in batch:
-                cursor = event.id
-                if admit(event, user_id, subscription.conversations):
-                    yield event
-            if len(batch) < BATCH:
-                break
-        last = newest
-        yield Heartbeat(newest, live=True)
-        queue = subscription.queue
-        loop = asyncio.get_running_loop()
-        while True:
-            event = await queue.get()
-            if event is HEARTBEAT:
-                # A stream outlives its access token; at each heartbeat it checks the session behind it,
-                # so logging out or a disabled account ends it within a heartbeat interval.
-                if not await self._still_signed_in(actor):
-                    raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
-                if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
-                    last = max(last, self._hub.position)
-                yield Heartbeat(last, live=False)
-                continue
-            if subscription.ended is not None:
-                reason, message = subscription.ended
-                raise STREAM_ENDINGS[reason](message, last_event_id=last)
-            if isinstance(event, LiveEvent):
-                yield event  # never stored: no id, nothing to resume from
-                continue
-            if not isinstance(event, StoredEvent) or event.id <= last:
-                continue  # the wake-up of an ending, or an event the replay already sent
-            yield event
-            last = event.id
-            subscription.last_sent_at = loop.time()
+                return await uow.events.visible_after(cursor, newest, user_id, limit=BATCH)
+
+        async def check_caller() -> None:
+            # A stream outlives its access token; at each heartbeat it checks the session behind it,
+            # so logging out or a disabled account ends it within a heartbeat interval.
+            if not await self._still_signed_in(actor):
+                raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
+
+        return replay_then_follow(
+            self._hub,
+            subscription,
+            after_event_id,
+            newest,
+            replay=visible,
+            keep=lambda event: admit(event, user_id, subscription.conversations),
+            check_caller=check_caller,
+            convert=lambda event: event,
+        )
 
 
 class ActivityStreams:
@@ -161,40 +150,79 @@ class ActivityStreams:
         finally:
             self._hub.unsubscribe(subscription)
 
-    async def _items(
+    def _items(
         self, subscription: Subscription, actor: Principal, after_id: int, newest: int
-    ) -> AsyncIterator[ActivityEntry | Heartbeat]:
-        cursor = after_id
-        while after_id and cursor < newest:  # replay, in batches
+    ) -> AsyncGenerator[ActivityEntry | LiveEvent | Heartbeat]:
+        async def entries(cursor: int) -> list[ActivityEntry]:
             async with self._uow(read_only=True) as uow:
-                batch = await uow.activity.between(cursor, newest, limit=BATCH)
-            for entry in batch:
-                cursor = entry.id
-                yield entry
-            if len(batch) < BATCH:
-                break
-        last = newest
-        yield Heartbeat(newest, live=True)
-        queue = subscription.queue
-        loop = asyncio.get_running_loop()
-        while True:
-            event = await queue.get()
-            if event is HEARTBEAT:
-                # As for StreamEvents, and more: the caller must still be an administrator.
-                current = await self._current(actor)
-                if current is None:
-                    raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
-                require_admin(current)
-                actor = current
-                if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
-                    last = max(last, self._hub.position)
-                yield Heartbeat(last, live=False)
-                continue
-            if subscription.ended is not None:
-                reason, message = subscription.ended
-                raise STREAM_ENDINGS[reason](message, last_event_id=last)
-            if not isinstance(event, StoredEvent) or event.id <= last:
-                continue  # the wake-up of an ending, or an entry the replay already sent
-            yield entry_from_event(event)
-            last = event.id
-            subscription.last_sent_at = loop.time()
+                return await uow.activity.between(cursor, newest, limit=BATCH)
+
+        async def check_caller() -> None:
+            # As for StreamEvents, and more: the caller must still be an administrator.
+            nonlocal actor
+            current = await self._current(actor)
+            if current is None:
+                raise Unauthenticated("the session has ended; log in again", reason="SESSION_ENDED")
+            require_admin(current)
+            actor = current
+
+        return replay_then_follow(
+            self._hub,
+            subscription,
+            after_id,
+            newest,
+            replay=entries,
+            keep=lambda entry: True,
+            check_caller=check_caller,
+            convert=entry_from_event,
+        )
+
+
+async def replay_then_follow(
+    hub: EventHub,
+    subscription: Subscription,
+    after_id: int,
+    newest: int,
+    *,
+    replay: Callable[[int], Awaitable[Sequence[Replayed]]],
+    keep: Callable[[Replayed], bool],
+    check_caller: Callable[[], Awaitable[None]],
+    convert: Callable[[StoredEvent], Replayed],
+) -> AsyncGenerator[Replayed | LiveEvent | Heartbeat]:
+    """What a resumable stream sends, for StreamEvents and StreamActivity alike: the items after ``after_id``
+    up to ``newest`` (``replay`` reads a batch after a cursor, ``keep`` says which the caller may see), the
+    live heartbeat, then what the hub queues (``convert`` turns a stored event into an item), skipping what
+    the replay already sent, with a heartbeat when quiet (``check_caller`` runs first and raises to end the
+    stream), and the hub's ending as the error that says where to resume."""
+    cursor = after_id
+    while after_id and cursor < newest:  # replay, in batches
+        batch = await replay(cursor)
+        for item in batch:
+            cursor = item.id
+            if keep(item):
+                yield item
+        if len(batch) < BATCH:
+            break
+    last = newest
+    yield Heartbeat(newest, live=True)
+    queue = subscription.queue
+    loop = asyncio.get_running_loop()
+    while True:
+        event = await queue.get()
+        if event is HEARTBEAT:
+            await check_caller()
+            if queue.empty():  # all the hub dispatched so far has been offered, and none is pending
+                last = max(last, hub.position)
+            yield Heartbeat(last, live=False)
+            continue
+        if subscription.ended is not None:
+            reason, message = subscription.ended
+            raise STREAM_ENDINGS[reason](message, last_event_id=last)
+        if isinstance(event, LiveEvent):
+            yield event  # never stored: no id, nothing to resume from (activity streams get none)
+            continue
+        if not isinstance(event, StoredEvent) or event.id <= last:
+            continue  # the wake-up of an ending, or an item the replay already sent
+        yield convert(event)
+        last = event.id
+        subscription.last_sent_at = loop.time()

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import google.api
 import google.rpc
+import google.type
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "protos" / "vendor" / "googleapis" / "google"
 FILES = {
     google.api: ["annotations.proto", "http.proto", "httpbody.proto", "field_behavior.proto"],
     google.rpc: ["status.proto", "error_details.proto", "code.proto"],
+    google.type: ["date.proto"],
 }
 
 

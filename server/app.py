@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -23,10 +24,14 @@ from sqlalchemy import text
 from workspace.v1 import (
     activity_pb2,
     activity_pb2_grpc,
+    agenda_pb2,
+    agenda_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
+    lots_pb2,
+    lots_pb2_grpc,
     monitoring_pb2,
     monitoring_pb2_grpc,
     presence_pb2,
@@ -39,9 +44,11 @@ from workspace.v1 import (
 
 from . import __version__
 from .api.activity import ActivityServicer
+from .api.agenda import AgendaServicer
 from .api.auth import AuthServicer
 from .api.chat import ChatServicer
 from .api.errors import ErrorInterceptor
+from .api.lots import LotsServicer
 from .api.monitoring import MonitoringServicer, OpenStatsStreams
 from .api.presence import PresenceServicer
 from .api.shortcuts import ShortcutsServicer
@@ -50,8 +57,12 @@ from .auth.interceptor import AuthInterceptor, PrincipalCache
 from .auth.passwords import Argon2Hasher
 from .auth.tokens import TokenCodec
 from .domain.activity import Activity
+from .domain.agenda import Agenda
 from .domain.chat import Chat
 from .domain.events import ServerShuttingDown
+from .domain.holidays import PublicHolidays
+from .domain.lot_report import render_lot_report
+from .domain.lots import Lots
 from .domain.model import LiveEvent, Principal
 from .domain.monitoring import Monitoring
 from .domain.presence import Presence
@@ -68,6 +79,7 @@ from .observability.stats import ReplicaMeter
 from .settings import Settings, database_url
 from .storage.database import create_engine, pool_usage, probe
 from .storage.unit_of_work import SqlUnitOfWorkFactory
+from .workers import WorkerProcesses
 
 log = logging.getLogger("workspace.server")
 
@@ -80,6 +92,8 @@ SERVICE_NAMES = (
     monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"].full_name,
     shortcuts_pb2.DESCRIPTOR.services_by_name["ShortcutsService"].full_name,
     activity_pb2.DESCRIPTOR.services_by_name["ActivityService"].full_name,
+    agenda_pb2.DESCRIPTOR.services_by_name["AgendaService"].full_name,
+    lots_pb2.DESCRIPTOR.services_by_name["LotsService"].full_name,
 )
 
 
@@ -89,6 +103,8 @@ def utc_now() -> datetime:
 
 #: How long a stopping server still answers the calls it refuses, once every admitted call has finished.
 REFUSAL_GRACE_SECONDS = 1.0
+#: The longest a stopping server waits for one background step (the last stats tick, its withdrawal).
+STOP_STEP_SECONDS = 5.0
 
 
 @dataclass
@@ -111,6 +127,7 @@ class Application:
     metrics_port: int = 0
     _metrics_server: object = None
     _ticks: asyncio.Task[None] | None = None
+    _ticks_stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def address(self) -> str:
@@ -135,13 +152,37 @@ class Application:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def _tick(self) -> None:
-        """Measure and publish this replica's figures every tick (MonitoringService reads them)."""
-        while True:
+        """Measure and publish this replica's figures every tick (MonitoringService reads them), until stop."""
+        while not self._ticks_stop.is_set():
             try:
                 await self.monitoring.tick()
             except Exception:
                 log.exception("cannot measure this replica's figures")
-            await asyncio.sleep(self.settings.stats_interval_seconds)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, never wait_for: see EventHub._run
+                async with asyncio.timeout(self.settings.stats_interval_seconds):
+                    await self._ticks_stop.wait()
+
+    async def _stop_ticks(self) -> None:
+        """End the stats loop between two ticks, and withdraw this replica's figures.
+
+        Never cancel a tick mid-write: on PostgreSQL the cancelled transaction's connection can keep its
+        lock on this replica's row while it is cleaned up, and the withdraw below then waits for it.
+        """
+        self._ticks_stop.set()
+        if self._ticks is not None:
+            try:
+                async with asyncio.timeout(STOP_STEP_SECONDS):
+                    await asyncio.shield(self._ticks)
+            except TimeoutError:
+                log.warning("the stats tick did not finish in time; cancelled")
+                self._ticks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._ticks
+        try:  # gone in three ticks anyway
+            async with asyncio.timeout(STOP_STEP_SECONDS):
+                await self.monitoring.withdraw(self.instance)
+        except Exception:
+            log.warning("could not withdraw this replica's figures; they expire in three ticks", exc_info=True)
 
     async def stop(self, grace: float | None = None) -> None:
         """Health turns NOT_SERVING, new calls are refused, in-flight calls get ``grace`` seconds, then all closes.
@@ -162,14 +203,10 @@ class Application:
         if self.listener is not None:
             await self.listener.stop()
         await self.presence.stop()
-        if self._ticks is not None:
-            self._ticks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticks
-        with contextlib.suppress(Exception):  # gone in three ticks anyway
-            await self.monitoring.withdraw(self.instance)
+        await self._stop_ticks()
         try:
-            await asyncio.wait_for(self.admission.drained(), grace)
+            async with asyncio.timeout(grace):
+                await self.admission.drained()
         except TimeoutError:
             calls = self.admission.in_flight
             log.warning("calls still running after the grace period are cancelled", extra={"calls": calls})
@@ -209,6 +246,12 @@ async def build(settings: Settings) -> Application:
     directory = Directory(uow, hasher, principals, utc_now)
     chat = Chat(uow, utc_now, max_message_chars=settings.chat_max_message_chars)
     shortcuts = Shortcuts(uow, utc_now)
+    agenda = Agenda(
+        uow,
+        utc_now,
+        PublicHolidays(settings.holidays_country, settings.holidays_subdivision),
+        max_range_days=settings.agenda_max_range_days,
+    )
     hub = EventHub(
         uow,
         queue_size=settings.stream_queue_size,
@@ -308,6 +351,10 @@ async def build(settings: Settings) -> Application:
     )
     shortcuts_pb2_grpc.add_ShortcutsServiceServicer_to_server(ShortcutsServicer(shortcuts), server)
     activity_pb2_grpc.add_ActivityServiceServicer_to_server(ActivityServicer(Activity(uow), activity_streams), server)
+    agenda_pb2_grpc.add_AgendaServiceServicer_to_server(AgendaServicer(agenda, utc_now), server)
+    reports = WorkerProcesses(settings.report_workers)
+    lots = Lots(uow, utc_now, functools.partial(reports.run, render_lot_report))
+    lots_pb2_grpc.add_LotsServiceServicer_to_server(LotsServicer(lots), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -327,7 +374,7 @@ async def build(settings: Settings) -> Application:
         monitoring=monitoring,
         instance=instance,
         port=port,
-        _closers=[engine.dispose, hasher.close],
+        _closers=[engine.dispose, hasher.close, reports.close],
     )
 
 

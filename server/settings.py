@@ -22,6 +22,10 @@ MIN_JWT_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite:///./data/workspace.db"
 
 
+#: Settings whose empty value is a choice (none), not "use the default".
+EMPTY_MEANS_NONE = frozenset({"holidays_country"})
+
+
 class SettingsError(ValueError):
     """A WORKSPACE_* variable is malformed or not allowed in this environment."""
 
@@ -74,6 +78,10 @@ class Settings:
     argon2_memory_kib: int = _doc("argon2id memory, KiB", default=65536)
     argon2_parallelism: int = _doc("argon2id lanes", default=2)
     hash_workers: int = _doc("threads that hash passwords", default=2)
+    report_workers: int = _doc(
+        "processes that draw PDF reports (started on first use; a report never slows the replica's other calls)",
+        default=1,
+    )
     max_message_bytes: int = _doc("largest request accepted, bytes", default=1024 * 1024)
     shutdown_grace: float = _doc("seconds in-flight calls get to finish on SIGTERM", default=10.0)
     shutdown_drain: float = _doc(
@@ -100,8 +108,30 @@ class Settings:
     event_poll_seconds: float = _doc(
         "how often a replica checks the event log without being woken (a lost notification only delays)", default=2.0
     )
+    holidays_country: str = _doc(
+        "country whose public holidays ListEvents shows (ISO 3166-1 alpha-2, from the holidays package); "
+        "set it empty for none",
+        default="FR",
+    )
+    holidays_subdivision: str = _doc(
+        "subdivision of that country for regional holidays (e.g. `57` for Moselle); empty: national ones only",
+        default="",
+    )
+    agenda_max_range_days: int = _doc("longest range one ListEvents call may ask for, days", default=366)
     log_level: str = _doc("debug, info, warning or error", default="info")
     replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
+
+    def validate_for_server(self) -> None:
+        """The checks only the server can make: they need its packages (the gateway image has this file alone)."""
+        from .domain.holidays import UnknownRegion, check_region
+
+        country = self.holidays_country.strip().upper()
+        regions = (("holidays_country", ""), ("holidays_subdivision", self.holidays_subdivision.strip()))
+        for name, subdivision in regions:
+            try:
+                check_region(country, subdivision)
+            except UnknownRegion as e:
+                raise SettingsError(f"{PREFIX}{name.upper()}: {e}") from None
 
     @property
     def production(self) -> bool:
@@ -114,7 +144,7 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
-            if raw is None or raw == "":
+            if raw is None or (raw == "" and f.name not in EMPTY_MEANS_NONE):
                 continue
             kind = f.type if isinstance(f.type, str) else f.type.__name__
             try:
@@ -151,6 +181,7 @@ class Settings:
             "argon2_time_cost",
             "argon2_parallelism",
             "hash_workers",
+            "report_workers",
             "db_pool_size",
             "chat_max_message_chars",
             "stream_queue_size",
@@ -180,6 +211,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         database_url(self.database_url, asynchronous=True)  # raises SettingsError naming the variable
+        if not 1 <= self.agenda_max_range_days <= 3660:
+            raise bad("agenda_max_range_days", "must be between 1 and 3660")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise bad("log_level", "must be debug, info, warning or error")
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:

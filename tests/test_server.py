@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def test_the_contract_names_its_services() -> None:
         "workspace.v1.MonitoringService",
         "workspace.v1.ShortcutsService",
         "workspace.v1.ActivityService",
+        "workspace.v1.AgendaService",
+        "workspace.v1.LotsService",
     )
 
 
@@ -207,6 +210,9 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"WORKSPACE_ENV": "staging"}, "WORKSPACE_ENV: must be 'development' or 'production'"),
         ({"WORKSPACE_GRPC_PORT": "fifty"}, "WORKSPACE_GRPC_PORT='fifty' is not a valid int"),
         ({"WORKSPACE_DATABASE_URL": "mysql://x"}, "unsupported database 'mysql'"),
+        ({"WORKSPACE_HOLIDAYS_COUNTRY": "ZZ"}, "WORKSPACE_HOLIDAYS_COUNTRY: 'ZZ' is not a country"),
+        ({"WORKSPACE_HOLIDAYS_SUBDIVISION": "Atlantis"}, "WORKSPACE_HOLIDAYS_SUBDIVISION: 'Atlantis' is not a"),
+        ({"WORKSPACE_AGENDA_MAX_RANGE_DAYS": "0"}, "WORKSPACE_AGENDA_MAX_RANGE_DAYS: must be between 1 and 3660"),
     ],
 )
 def test_bad_configuration_is_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
@@ -242,6 +248,19 @@ def test_healthcheck_command_speaks_the_health_protocol(server: ServerProcess) -
     assert ok.returncode == 0 and "SERVING" in ok.stdout
     assert probe("--service", "workspace.v1.UsersService").returncode == 0
     assert probe("--service", "no.Such").returncode == 1
+
+
+def test_sigusr1_prints_every_thread_and_task_and_the_server_goes_on(start_server) -> None:
+    """The operator's look inside a stuck server (docs/TROUBLESHOOTING.md): stacks on stderr, nothing stops."""
+    server = start_server()
+    server.process.send_signal(signal.SIGUSR1)
+    server.wait_for_log(lambda e: e.get("raw") and "most recent call first" in e["msg"], what="thread stacks")
+    server.wait_for_log(lambda e: e.get("raw") and "Stack for <Task" in e["msg"], what="task stacks")
+    client = Client(server.address)
+    client.login("admin", ADMIN_PASSWORD)
+    assert client.whoami().username == "admin"
+    client.close()
+    assert server.terminate() == 0
 
 
 def test_two_servers_share_one_database_and_one_admin(server: ServerProcess, start_server) -> None:

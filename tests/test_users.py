@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from workspace.v1 import users_pb2
+from workspace.v1 import activity_pb2, activity_pb2_grpc, users_pb2
 
 from .api import Client, Person, expect_error, reason, unique_name, violations
 from .servers import ADMIN_PASSWORD, ServerProcess
@@ -293,3 +293,77 @@ def test_a_page_token_only_continues_the_same_query(admin: Client) -> None:
     assert token
     error = expect_error(grpc.StatusCode.INVALID_ARGUMENT, list_users, admin, name_prefix="other", page_token=token)
     assert violations(error) == {"page_token": "belongs to a request with other filters"}
+
+
+# --- password reset by an administrator --------------------------------------------------------------
+
+
+def reset(client: Client, user_id: int, new_password: str) -> users_pb2.ResetPasswordResponse:
+    request = users_pb2.ResetPasswordRequest(user_id=user_id, new_password=new_password)
+    return client.users.ResetPassword(request, metadata=client.md, timeout=10)
+
+
+def test_an_admin_resets_a_password_ending_every_session_and_lifting_a_throttle(
+    server: ServerProcess, admin: Client, person: Person
+) -> None:
+    second_device = Client(server.address)
+    second_device.login(person.user.username, person.password)
+    stranger = Client(server.address)
+    for _ in range(5):  # WORKSPACE_LOGIN_MAX_FAILURES: the account is now throttled
+        expect_error(grpc.StatusCode.UNAUTHENTICATED, stranger.login, person.user.username, "guess")
+    expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, stranger.login, person.user.username, person.password)
+
+    assert reset(admin, person.user.id, "a-brand-new-password").sessions_ended == 2
+    for device in (person.client, second_device):
+        expect_error(grpc.StatusCode.UNAUTHENTICATED, device.whoami)
+        expect_error(grpc.StatusCode.UNAUTHENTICATED, device.refresh)
+    expect_error(grpc.StatusCode.UNAUTHENTICATED, stranger.login, person.user.username, person.password)
+    assert stranger.login(person.user.username, "a-brand-new-password").user.id == person.user.id
+    admin.whoami()  # the administrator's own session goes on
+    stranger.close()
+    second_device.close()
+
+
+def test_a_reset_is_in_the_activity_log_without_the_password(admin: Client, person: Person) -> None:
+    reset(admin, person.user.id, "another-new-password")
+    stub = activity_pb2_grpc.ActivityServiceStub(admin.channel)
+    request = activity_pb2.ListActivityRequest(
+        action="user.reset_password", resource_type="user", resource_id=str(person.user.id)
+    )
+    (entry,) = stub.ListActivity(request, metadata=admin.md, timeout=10).entries
+    assert entry.actor_username == "admin" and entry.resource_type == "user"
+    assert entry.detail == f"{person.user.username}, sessions ended: 1"
+    assert "another-new-password" not in str(entry)
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        ("", "is required"),
+        ("short", "must be at least"),
+        ("x" * 2000, "must be at most"),
+    ],
+    ids=["missing", "too-short", "too-long"],
+)
+def test_a_reset_password_follows_the_password_rules(admin: Client, person: Person, password: str, expected: str):
+    error = expect_error(grpc.StatusCode.INVALID_ARGUMENT, reset, admin, person.user.id, password)
+    assert expected in violations(error)["new_password"]
+    person.client.whoami()  # nothing changed
+
+
+def test_only_administrators_reset_passwords_and_not_their_own(server: ServerProcess, admin: Client, person: Person):
+    other = Client(server.address)
+    other.login("admin", ADMIN_PASSWORD)
+    error = expect_error(grpc.StatusCode.PERMISSION_DENIED, reset, person.client, admin.user.id, "a-good-password")
+    assert "only administrators" in error.details()
+    own = expect_error(grpc.StatusCode.FAILED_PRECONDITION, reset, admin, admin.user.id, "a-good-password")
+    assert "ChangePassword" in own.details()
+    expect_error(grpc.StatusCode.NOT_FOUND, reset, admin, 2**62, "a-good-password")
+    assert violations(expect_error(grpc.StatusCode.INVALID_ARGUMENT, reset, admin, 0, "a-good-password")) == {
+        "user_id": "is required (a positive id)"
+    }
+    anonymous = users_pb2.ResetPasswordRequest(user_id=person.user.id, new_password="a-good-password")
+    expect_error(grpc.StatusCode.UNAUTHENTICATED, admin.users.ResetPassword, anonymous)
+    other.whoami()  # nobody's session ended on the way
+    person.client.whoami()
+    other.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import date_pb2
 from workspace.v1 import auth_pb2, chat_pb2, presence_pb2, users_pb2
 
 from ..domain.errors import Validator
@@ -33,6 +34,26 @@ ROLE_FROM_PROTO = {v: k for k, v in ROLE_TO_PROTO.items()}
 def check_id(v: Validator, field: str, value: int) -> None:
     """An id field of a request: required, and ids are positive."""
     v.check(value > 0, field, "is required (a positive id)")
+
+
+def date_from_proto(v: Validator, field: str, value: date_pb2.Date) -> date | None:
+    """A ``google.type.Date`` as a calendar day; None (with a violation on ``field``) unless it is a full, real
+    day (no year 0, month 13, 2026-02-30 or partial date)."""
+    try:
+        return date(value.year, value.month, value.day)
+    except ValueError:
+        v.add(field, "is not a valid date (year, month and day, e.g. {year: 2026, month: 7, day: 14})")
+        return None
+
+
+def optional_date(v: Validator, field: str, message: Any, name: str) -> date | None:
+    """``message.<name>``, a ``google.type.Date`` field: None when unset, else as ``date_from_proto``."""
+    return date_from_proto(v, field, getattr(message, name)) if message.HasField(name) else None
+
+
+def date_to_proto(value: date | None) -> date_pb2.Date | None:
+    """A calendar day as a ``google.type.Date``; None (the field stays unset) for None."""
+    return None if value is None else date_pb2.Date(year=value.year, month=value.month, day=value.day)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:

@@ -33,6 +33,7 @@ _CODES: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotFound, code_pb2.NOT_FOUND),
     (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.Aborted, code_pb2.ABORTED),
     (errors.Throttled, code_pb2.RESOURCE_EXHAUSTED),
     (errors.Unavailable, code_pb2.UNAVAILABLE),
     (ResyncRequired, code_pb2.OUT_OF_RANGE),
@@ -50,7 +51,7 @@ def _pack(message: Any) -> any_pb2.Any:
 def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.Status:
     code = next((c for kind, c in _CODES if isinstance(error, kind)), code_pb2.UNKNOWN)
     details = []
-    if isinstance(error, errors.InvalidInput):
+    if isinstance(error, errors.InvalidInput | errors.AlreadyExists) and error.violations:
         details.append(
             _pack(
                 error_details_pb2.BadRequest(

@@ -107,3 +107,12 @@ class UsersServicer(users_pb2_grpc.UsersServiceServicer):
         v.raise_if_any()
         await self._directory.delete_user(caller(), request.user_id)
         return users_pb2.DeleteUserResponse()
+
+    async def ResetPassword(
+        self, request: users_pb2.ResetPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> users_pb2.ResetPasswordResponse:
+        v = Validator()
+        check_id(v, "user_id", request.user_id)
+        v.raise_if_any()
+        ended = await self._directory.reset_password(caller(), request.user_id, request.new_password)
+        return users_pb2.ResetPasswordResponse(sessions_ended=ended)

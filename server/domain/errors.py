@@ -52,11 +52,20 @@ class NotFound(DomainError):
 
 
 class AlreadyExists(DomainError):
-    """Creating this would duplicate something unique."""
+    """Creating this would duplicate something unique. ``violations`` (optional) name the fields that clash
+    (sent as ``google.rpc.BadRequest``, as for ``InvalidInput``), e.g. each serial number of a batch."""
+
+    def __init__(self, message: str, *, reason: str | None = None, violations: list[FieldViolation] | None = None):
+        super().__init__(message, reason=reason)
+        self.violations = violations or []
 
 
 class FailedPrecondition(DomainError):
     """The request is valid but the system is not in a state that allows it."""
+
+
+class Aborted(DomainError):
+    """A concurrent change got there first (a stale etag): read again, then retry."""
 
 
 class Throttled(DomainError):

@@ -28,6 +28,19 @@ from .model import (
 
 if TYPE_CHECKING:  # activity, monitoring and shortcuts import this module for its factory
     from .activity import ActivityEntry, ActivityFilter
+    from .agenda import AgendaEvent, EventFields, Span
+    from .lots import (
+        CleanItem,
+        InventoryRecord,
+        ItemFilter,
+        ItemState,
+        Lot,
+        LotFields,
+        LotFilter,
+        LotItem,
+        LotKey,
+        SerialHolder,
+    )
     from .monitoring import ClientIssue, ReplicaFigures
     from .shortcuts import Category, ListKey, Shortcut
 
@@ -270,6 +283,73 @@ class ShortcutRepository(Protocol):
         case; ``%``, ``_`` and ``\\`` are plain characters) unless it is empty."""
 
 
+class LotRepository(Protocol):
+    """Goods-receiving lots, with their derived status and counts."""
+
+    async def get(self, lot_id: int) -> Lot | None: ...
+    async def lock(self, lot_id: int) -> Lot | None:
+        """The lot, locked until the transaction ends (its items' changes run one at a time); None if none."""
+
+    async def reference_taken(self, reference_key: str, *, other_than: int | None) -> bool: ...
+    async def add(self, fields: LotFields, *, reference_key: str, creator: User, now: datetime) -> Lot:
+        """Insert an empty, open lot; raises ``AlreadyExists`` if the folded reference is taken."""
+
+    async def update(self, lot_id: int, changes: dict[str, object], *, now: datetime) -> Lot:
+        """Change the lot's details (LOT_UPDATABLE_FIELDS); raises ``AlreadyExists`` on a taken reference."""
+
+    async def touch(self, lot_id: int, *, now: datetime) -> None:
+        """Set ``updated_at``: one of its items changed."""
+
+    async def recount(self, lot_id: int, *, now: datetime) -> Lot:
+        """Count the lot's items by state and store the counts, the status and the finish time."""
+
+    async def delete(self, lot_id: int) -> None: ...
+    async def page(self, lot_filter: LotFilter, *, after: LotKey | None, limit: int) -> list[Lot]:
+        """Lots matching the filter by received date descending, then id descending, strictly after ``after``."""
+
+
+class LotItemRepository(Protocol):
+    """The items of lots and their inventory records."""
+
+    async def get(self, item_id: int) -> LotItem | None: ...
+    async def holders(self, serial_keys: list[str]) -> dict[str, SerialHolder]:
+        """Which of these folded serial numbers an item already has, and in which lot."""
+
+    async def lock_serials(self, serial_keys: list[str]) -> None:
+        """Hold a lock per folded serial until the transaction ends, taken in one order: two batches sharing
+        serials then run one after the other instead of deadlocking on the unique index."""
+
+    async def add_many(self, lot_id: int, items: list[CleanItem], *, adder: User, now: datetime) -> list[LotItem]:
+        """Insert, in order; raises ``SerialTaken`` if the unique index refuses one (nothing is inserted)."""
+
+    async def update(self, item_id: int, changes: dict[str, object], *, now: datetime) -> LotItem:
+        """Change ``serial_number``, ``type``, ``brand``, ``model``; raises ``SerialTaken`` as ``add_many``."""
+
+    async def delete(self, item_id: int) -> None:
+        """Delete the item and its inventory records."""
+
+    async def record_inventory(
+        self, item_id: int, state: ItemState, technician: str, operating_system: str, *, recorder: User, now: datetime
+    ) -> InventoryRecord:
+        """Append a record and make it the item's current inventory."""
+
+    async def records(self, item_id: int, *, after: int | None, limit: int) -> list[InventoryRecord]:
+        """The item's records, oldest first, ids above ``after``."""
+
+    async def page(self, lot_id: int, item_filter: ItemFilter, *, after: int | None, limit: int) -> list[LotItem]:
+        """The lot's items matching the filter, in the order they were added, ids above ``after``."""
+
+    async def all_of(self, lot_id: int) -> list[LotItem]:
+        """Every item of the lot, in the order they were added."""
+
+    async def brand_counts(self, prefix_key: str) -> list[tuple[str, str, int]]:
+        """(folded brand, brand as typed, items) for every non-empty brand whose folded form starts with
+        ``prefix_key``."""
+
+    async def model_counts(self, brand_key: str, prefix_key: str) -> list[tuple[str, str, int]]:
+        """The same for models, of the brand ``brand_key`` only unless it is empty."""
+
+
 class ActivityRepository(Protocol):
     """The activity log's rows (each with the id of the event appended with it). Never pruned."""
 
@@ -281,6 +361,30 @@ class ActivityRepository(Protocol):
 
     async def between(self, after_id: int, up_to_id: int, *, limit: int) -> list[ActivityEntry]:
         """Entries with ids in (``after_id``, ``up_to_id``], oldest first."""
+
+
+class AgendaRepository(Protocol):
+    """Agenda events and whom each is shared with. Visibility is the domain's rule; these filter by it."""
+
+    async def get(self, event_id: int) -> AgendaEvent | None:
+        """The event, whoever owns it; None if there is none of that id."""
+
+    async def add(self, *, owner_id: int, fields: EventFields, span: Span, now: datetime) -> AgendaEvent:
+        """Insert at revision 1, with its shares."""
+
+    async def update(
+        self, event_id: int, *, revision: int, fields: EventFields, span: Span, now: datetime
+    ) -> AgendaEvent | None:
+        """Replace the fields and shares if the event is still at ``revision`` (then one more); None if not."""
+
+    async def delete(self, event_id: int, *, revision: int) -> bool:
+        """Delete the event if it is still at ``revision``; False if not."""
+
+    async def visible_between(self, user_id: int, start: datetime, end: datetime, *, limit: int) -> list[AgendaEvent]:
+        """Events ``user_id`` sees whose span (``Span``) meets [``start``, ``end``), by id."""
+
+    async def visible(self, user_id: int, *, limit: int) -> list[AgendaEvent]:
+        """Every event ``user_id`` sees, by id."""
 
 
 class EventLog(Protocol):
@@ -319,6 +423,9 @@ class UnitOfWork(Protocol):
     shortcut_categories: ShortcutCategoryRepository
     shortcuts: ShortcutRepository
     activity: ActivityRepository
+    lots: LotRepository
+    lot_items: LotItemRepository
+    agenda: AgendaRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -137,6 +137,34 @@ class Directory:
             await uow.commit()
         self._revocations.user_changed(user_id)
 
+    async def reset_password(self, actor: Principal, user_id: int, new_password: str) -> int:
+        """Give another account ``new_password``, end all of its sessions and lift its log-in throttle; returns
+        how many sessions ended."""
+        _require_admin(actor, "reset passwords")
+        if user_id == actor.user_id:
+            raise FailedPrecondition("to change your own password, use AuthService.ChangePassword")
+        v = Validator()
+        rules.check_new_password(v, "new_password", new_password)
+        v.raise_if_any()
+        async with self._uow(read_only=True) as uow:
+            if await uow.users.get(user_id) is None:
+                raise NotFound(f"user {user_id} not found")
+        new_hash = await self._hasher.hash(new_password)  # off the transaction: hashing takes a while
+        async with self._uow() as uow:
+            now = self._clock()
+            user = await uow.users.get(user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            await uow.users.set_password(user_id, new_hash, now)
+            ended = await uow.sessions.revoke_all_for_user(user_id, now=now, reason="password reset")
+            await uow.login_throttle.clear(rules.username_key(user.username))
+            detail = f"{user.username}, sessions ended: {len(ended)}"  # never anything about the password
+            await record_activity(uow, actor.user, "user.reset_password", "user", user_id, detail, now)
+            await uow.commit()
+        for session_id in ended:
+            self._revocations.session_ended(session_id)
+        return len(ended)
+
 
 def _require_admin(actor: Principal, what: str) -> None:
     if not actor.is_admin:

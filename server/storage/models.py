@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -336,3 +337,135 @@ class ActivityRow(Base):
     resource_type: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(String(200))
+
+
+class AgendaEventRow(Base):
+    """An agenda event: timed (``start_at``/``end_at``) or all-day (``start_date``/``end_date``, end exclusive).
+
+    ``span_start``/``span_end`` bound every occurrence in UTC (``span_end`` NULL: it repeats forever; all-day
+    spans widened by a day each side for the viewers' zones): a range query filters on them in SQL, then the
+    domain expands what is left exactly.
+    """
+
+    __tablename__ = "agenda_events"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(String(200))
+    #: #RRGGBB or empty
+    color: Mapped[str] = mapped_column(String(7))
+    all_day: Mapped[bool] = mapped_column(Boolean)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    start_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    end_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    #: IANA name; may be empty for an all-day event
+    time_zone: Mapped[str] = mapped_column(String(64))
+    #: the recurrence as JSON (``Recurrence.to_json``); NULL: it does not repeat
+    recurrence: Mapped[str | None] = mapped_column(Text, nullable=True)
+    shared_with_everyone: Mapped[bool] = mapped_column(Boolean, index=True)
+    span_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    span_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    #: 1 when created, one more with every update; the etag is built from it
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgendaShareRow(Base):
+    """One person an agenda event is shared with."""
+
+    __tablename__ = "agenda_event_shares"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("agenda_events.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class LotRow(Base):
+    """A goods-receiving lot. ``status``, ``finished_at`` and the counts are derived from its items and kept
+    up to date in the same transaction as every change to them (``SqlLotRepository.recount``), so that lists
+    filter and page on them in SQL."""
+
+    __tablename__ = "lots"
+    __table_args__ = (Index("ix_lots_received_date_id", "received_date", "id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(64))
+    #: casefolded reference: unique, so references are unique without regard to case
+    reference_key: Mapped[str] = mapped_column(String(64), unique=True)
+    supplier: Mapped[str] = mapped_column(String(200))
+    received_date: Mapped[date] = mapped_column(Date)
+    recovered_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    note: Mapped[str] = mapped_column(Text)
+    #: reference, supplier and note case-folded in Python, for searching (SQLite's lower() is ASCII only)
+    search_text: Mapped[str] = mapped_column(Text)
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    #: the creator's username at the time; kept after the account is deleted
+    creator_username: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: OPEN or FINISHED
+    status: Mapped[str] = mapped_column(String(8), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    item_count: Mapped[int] = mapped_column(Integer)
+    processed_count: Mapped[int] = mapped_column(Integer)
+    refurbished_count: Mapped[int] = mapped_column(Integer)
+    for_parts_count: Mapped[int] = mapped_column(Integer)
+    scrapped_count: Mapped[int] = mapped_column(Integer)
+
+
+class LotItemRow(Base):
+    """One piece of equipment of a lot, with its current inventory (the latest of its records)."""
+
+    __tablename__ = "lot_items"
+    __table_args__ = (
+        Index("ix_lot_items_lot_id_id", "lot_id", "id"),
+        Index("ix_lot_items_brand_key_model_key", "brand_key", "model_key"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: no ON DELETE action: only an empty lot may be deleted
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    #: as typed, trimmed
+    serial_number: Mapped[str] = mapped_column(String(100))
+    #: casefolded serial number; its unique index is what keeps serials unique across lots, races included
+    serial_key: Mapped[str] = mapped_column(String(100), unique=True)
+    #: LAPTOP, DESKTOP, MONITOR or OTHER
+    type: Mapped[str] = mapped_column(String(8))
+    brand: Mapped[str] = mapped_column(String(100))
+    brand_key: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(100))
+    model_key: Mapped[str] = mapped_column(String(100))
+    #: SCAN or MANUAL
+    entry_method: Mapped[str] = mapped_column(String(8))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    adder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    adder_username: Mapped[str] = mapped_column(String(32))
+    #: the latest inventory record's values; all NULL while the item is not processed
+    state: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    technician: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    operating_system: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    inventoried_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    recorder_username: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    record_count: Mapped[int] = mapped_column(Integer)
+
+
+class LotInventoryRecordRow(Base):
+    """Every inventory of an item, first ones and corrections alike; the item shows the latest."""
+
+    __tablename__ = "lot_inventory_records"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("lot_items.id", ondelete="CASCADE"), index=True)
+    #: REFURBISHED, FOR_PARTS or SCRAPPED
+    state: Mapped[str] = mapped_column(String(12))
+    technician: Mapped[str] = mapped_column(String(100))
+    operating_system: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    recorder_username: Mapped[str] = mapped_column(String(32))

@@ -9,8 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .activity import SqlActivityRepository
+from .agenda import SqlAgendaRepository
 from .chat import SqlConversationRepository, SqlEventLog, SqlMessageRepository
 from .database import WRITE_OPTION
+from .lots import SqlLotItemRepository, SqlLotRepository
 from .monitoring import SqlClientIssueRepository, SqlReplicaFiguresRepository
 from .presence import SqlPresenceRepository
 from .repositories import SqlLoginThrottleRepository, SqlSessionRepository, SqlUserRepository
@@ -52,6 +54,9 @@ class SqlUnitOfWork:
         self.shortcut_categories = SqlShortcutCategoryRepository(self._session)
         self.shortcuts = SqlShortcutRepository(self._session)
         self.activity = SqlActivityRepository(self._session)
+        self.agenda = SqlAgendaRepository(self._session)
+        self.lots = SqlLotRepository(self._session)
+        self.lot_items = SqlLotItemRepository(self._session)
         return self
 
     async def __aexit__(

@@ -28,7 +28,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workspace/v1/users.proto\x12\x0cworkspace.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.workspace.v1.Role\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_login_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"S\n\x11\x43reateUserRequest\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.UserB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"6\n\x12\x43reateUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"\'\n\x0eGetUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\"3\n\x0fGetUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"e\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bname_prefix\x18\x03 \x01(\t\x12\x15\n\rshow_disabled\x18\x04 \x01(\x08\"O\n\x11ListUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.workspace.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11UpdateUserRequest\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.UserB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"6\n\x12UpdateUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"*\n\x11\x44\x65leteUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteUserResponse*;\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x32\x9d\x04\n\x0cUsersService\x12\x65\n\nCreateUser\x12\x1f.workspace.v1.CreateUserRequest\x1a .workspace.v1.CreateUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12\x63\n\x07GetUser\x12\x1c.workspace.v1.GetUserRequest\x1a\x1d.workspace.v1.GetUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12_\n\tListUsers\x12\x1e.workspace.v1.ListUsersRequest\x1a\x1f.workspace.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12r\n\nUpdateUser\x12\x1f.workspace.v1.UpdateUserRequest\x1a .workspace.v1.UpdateUserResponse\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/users/{user.id}:\x04user\x12l\n\nDeleteUser\x12\x1f.workspace.v1.DeleteUserRequest\x1a .workspace.v1.DeleteUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/users/{user_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workspace/v1/users.proto\x12\x0cworkspace.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.workspace.v1.Role\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_login_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"S\n\x11\x43reateUserRequest\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.UserB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"6\n\x12\x43reateUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"\'\n\x0eGetUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\"3\n\x0fGetUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"e\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bname_prefix\x18\x03 \x01(\t\x12\x15\n\rshow_disabled\x18\x04 \x01(\x08\"O\n\x11ListUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.workspace.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11UpdateUserRequest\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.UserB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"6\n\x12UpdateUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.workspace.v1.User\"*\n\x11\x44\x65leteUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteUserResponse\"I\n\x14ResetPasswordRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0cnew_password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x15ResetPasswordResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\x05*;\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x32\xa6\x05\n\x0cUsersService\x12\x65\n\nCreateUser\x12\x1f.workspace.v1.CreateUserRequest\x1a .workspace.v1.CreateUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12\x63\n\x07GetUser\x12\x1c.workspace.v1.GetUserRequest\x1a\x1d.workspace.v1.GetUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12_\n\tListUsers\x12\x1e.workspace.v1.ListUsersRequest\x1a\x1f.workspace.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12r\n\nUpdateUser\x12\x1f.workspace.v1.UpdateUserRequest\x1a .workspace.v1.UpdateUserResponse\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/users/{user.id}:\x04user\x12l\n\nDeleteUser\x12\x1f.workspace.v1.DeleteUserRequest\x1a .workspace.v1.DeleteUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/users/{user_id}\x12\x86\x01\n\rResetPassword\x12\".workspace.v1.ResetPasswordRequest\x1a#.workspace.v1.ResetPasswordResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/users/{user_id}:resetPassword:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,6 +57,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
   _globals['_DELETEUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_DELETEUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\342A\001\002'
   _globals['_USERSSERVICE'].methods_by_name['CreateUser']._loaded_options = None
   _globals['_USERSSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\202\323\344\223\002\016\"\t/v1/users:\001*'
   _globals['_USERSSERVICE'].methods_by_name['GetUser']._loaded_options = None
@@ -67,8 +71,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\202\323\344\223\002\0332\023/v1/users/{user.id}:\004user'
   _globals['_USERSSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
   _globals['_USERSSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\202\323\344\223\002\025*\023/v1/users/{user_id}'
-  _globals['_ROLE']._serialized_start=1123
-  _globals['_ROLE']._serialized_end=1182
+  _globals['_USERSSERVICE'].methods_by_name['ResetPassword']._loaded_options = None
+  _globals['_USERSSERVICE'].methods_by_name['ResetPassword']._serialized_options = b'\202\323\344\223\002&\"!/v1/users/{user_id}:resetPassword:\001*'
+  _globals['_ROLE']._serialized_start=1247
+  _globals['_ROLE']._serialized_end=1306
   _globals['_USER']._serialized_start=173
   _globals['_USER']._serialized_end=464
   _globals['_CREATEUSERREQUEST']._serialized_start=466
@@ -91,6 +97,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEUSERREQUEST']._serialized_end=1099
   _globals['_DELETEUSERRESPONSE']._serialized_start=1101
   _globals['_DELETEUSERRESPONSE']._serialized_end=1121
-  _globals['_USERSSERVICE']._serialized_start=1185
-  _globals['_USERSSERVICE']._serialized_end=1726
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=1123
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1196
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1198
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1245
+  _globals['_USERSSERVICE']._serialized_start=1309
+  _globals['_USERSSERVICE']._serialized_end=1987
 # @@protoc_insertion_point(module_scope)

@@ -64,6 +64,11 @@ class UsersServiceStub:
                 request_serializer=workspace_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
                 response_deserializer=workspace_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
                 _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/workspace.v1.UsersService/ResetPassword',
+                request_serializer=workspace_dot_v1_dot_users__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=workspace_dot_v1_dot_users__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class UsersServiceServicer:
@@ -120,6 +125,16 @@ class UsersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetPassword(self, request, context):
+        """Gives another person's account a new password, ends every one of its
+        sessions (its devices must log in again with the new password) and
+        lifts a log-in throttle on it. Administrators only; for your own
+        password use `AuthService.ChangePassword` (`FAILED_PRECONDITION`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UsersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +162,11 @@ def add_UsersServiceServicer_to_server(servicer, server):
                     servicer.DeleteUser,
                     request_deserializer=workspace_dot_v1_dot_users__pb2.DeleteUserRequest.FromString,
                     response_serializer=workspace_dot_v1_dot_users__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=workspace_dot_v1_dot_users__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=workspace_dot_v1_dot_users__pb2.ResetPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -289,6 +309,33 @@ class UsersService:
             '/workspace.v1.UsersService/DeleteUser',
             workspace_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
             workspace_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workspace.v1.UsersService/ResetPassword',
+            workspace_dot_v1_dot_users__pb2.ResetPasswordRequest.SerializeToString,
+            workspace_dot_v1_dot_users__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,12 @@ class UsersServiceStub:
     The last enabled administrator cannot be deleted (`FAILED_PRECONDITION`),
     nor can the caller delete their own account.
     """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_users_pb2.ResetPasswordRequest, _users_pb2.ResetPasswordResponse]
+    """Gives another person's account a new password, ends every one of its
+    sessions (its devices must log in again with the new password) and
+    lifts a log-in throttle on it. Administrators only; for your own
+    password use `AuthService.ChangePassword` (`FAILED_PRECONDITION`).
+    """
 
 @_typing.type_check_only
 class UsersServiceAsyncStub(UsersServiceStub):
@@ -98,6 +104,12 @@ class UsersServiceAsyncStub(UsersServiceStub):
     """Deletes an account and ends all of its sessions. Administrators only.
     The last enabled administrator cannot be deleted (`FAILED_PRECONDITION`),
     nor can the caller delete their own account.
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_users_pb2.ResetPasswordRequest, _users_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Gives another person's account a new password, ends every one of its
+    sessions (its devices must log in again with the new password) and
+    lifts a log-in throttle on it. Administrators only; for your own
+    password use `AuthService.ChangePassword` (`FAILED_PRECONDITION`).
     """
 
 class UsersServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +173,18 @@ class UsersServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes an account and ends all of its sessions. Administrators only.
         The last enabled administrator cannot be deleted (`FAILED_PRECONDITION`),
         nor can the caller delete their own account.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _users_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.ResetPasswordResponse, _abc.Awaitable[_users_pb2.ResetPasswordResponse]]:
+        """Gives another person's account a new password, ends every one of its
+        sessions (its devices must log in again with the new password) and
+        lifts a log-in throttle on it. Administrators only; for your own
+        password use `AuthService.ChangePassword` (`FAILED_PRECONDITION`).
         """
 
 def add_UsersServiceServicer_to_server(servicer: UsersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -51,3 +51,16 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
     finally:
         with _admin_connection() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def empty_postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema with no tables at all (not migrated), removed afterwards."""
+    schema = f"ws_test_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_search_path(POSTGRES_URL, schema)
+    finally:
+        with _admin_connection() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

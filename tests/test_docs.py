@@ -20,5 +20,6 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_the_docs_the_readme_links_to_exist() -> None:
-    for name in ("ARCHITECTURE", "API", "DATABASE", "DEPLOYMENT", "PERFORMANCE", "STREAMING", "TROUBLESHOOTING"):
+    for name in "ARCHITECTURE API DATABASE DEPLOYMENT OPERATIONS PERFORMANCE STREAMING TROUBLESHOOTING".split():
         assert (ROOT / "docs" / f"{name}.md").is_file(), f"docs/{name}.md is missing"
+        assert f"](docs/{name}.md)" in (ROOT / "README.md").read_text(), f"README does not link docs/{name}.md"

@@ -1,0 +1,9 @@
+"""``python -m server.admin``: the same as ``workspace-admin``."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Desktop apps under test: a real X server (Xvfb) on a free display, Tk driven in the test's own thread.
+
+The app runs in-process: the test creates the Tk root, drives widgets with ``invoke()``, ``insert()`` and
+``event_generate()``, and pumps Tk's event loop with ``pump(root, condition)`` until what it waits for is on
+screen (a deadline, never a sleep). Screenshots go to tests/artifacts/ (Pillow's ImageGrab on the display).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import time
+import tkinter as tk
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .servers import ROOT
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREEN = "1280x800x24"
+
+
+class VirtualDisplay:
+    """``Xvfb -displayfd``: the X server picks a free display number and tells us which."""
+
+    def __init__(self, screen: str = SCREEN) -> None:
+        self.screen = screen
+        self.display = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> VirtualDisplay:
+        if shutil.which("Xvfb") is None:
+            pytest.fail("Xvfb is not installed: `make system` installs it (Debian package xvfb)", pytrace=False)
+        read_end, write_end = os.pipe()
+        self.process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", self.screen, "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_end,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write_end)
+        number = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while not number.endswith(b"\n"):
+                ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise RuntimeError(f"Xvfb did not announce its display within {timeout}s")
+                chunk = os.read(read_end, 16)
+                if not chunk:
+                    raise RuntimeError(f"Xvfb exited with {self.process.wait()}")
+                number += chunk
+        finally:
+            os.close(read_end)
+        self.display = f":{int(number)}"
+        return self
+
+    def screenshot(self, name: str, widget: tk.Misc | None = None) -> Path:
+        """Save the screen (or one window's area) as tests/artifacts/<name>.png."""
+        from PIL import ImageGrab
+
+        bbox = None
+        if widget is not None:
+            x, y = widget.winfo_rootx(), widget.winfo_rooty()
+            bbox = (x, y, x + widget.winfo_width(), y + widget.winfo_height())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        ImageGrab.grab(bbox=bbox, xdisplay=self.display).save(path)
+        return path
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def virtual_display() -> Iterator[VirtualDisplay]:
+    """A virtual screen while the generator runs, DISPLAY pointing at it: a test module's fixture yields from it."""
+    display = VirtualDisplay().start()
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display.display
+    yield display
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
+    display.stop()
+
+
+def pump(root: tk.Misc, condition: Callable[[], object], timeout: float = 15.0, message: str = "condition") -> object:
+    """Run Tk's event loop until ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        root.update()
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(0.01)
+
+
+def settle(root: tk.Misc, seconds: float) -> None:
+    """Keep the window alive and drawn for a moment (before a screenshot): the loop runs, nothing is waited for."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        root.update()
+        time.sleep(0.01)

@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv tools run serve migrate test lint generate check-generated buf-lint buf-breaking bench clean vendor-protos
+.PHONY: help venv tools system run serve dashboard migrate test lint generate check-generated buf-lint buf-breaking bench clean vendor-protos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,13 @@ node_modules/.installed: package.json package-lock.json
 
 tools: $(STAMP) node_modules/.installed ## install Python and npm tooling (buf)
 
+# Debian packages the tests need beyond Python and Node: Xvfb, the virtual screen the desktop apps are tested on.
+SYSTEM_PACKAGES := xvfb
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system: ## install the Debian packages the tests need (Xvfb), when they are missing
+	@command -v Xvfb >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
+
 run: $(STAMP) ## apply migrations, run the server (SQLite default) and the Envoy gateway until Ctrl-C
 	$(PY) -m server migrate
 	$(PY) -m gateway run
@@ -37,12 +44,25 @@ serve: $(STAMP) ## run the server alone, without the gateway
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
+dashboard: $(STAMP) ## open the monitoring dashboard (administrators; --address via WORKSPACE_DASHBOARD_ADDRESS)
+	$(PY) -m dashboard
+
 migrate: $(STAMP) ## apply database migrations to WORKSPACE_DATABASE_URL
 	$(PY) -m server migrate
 
-test: tools ## run the whole suite (SQLite and PostgreSQL), lint included
+# Test processes: each has its own servers (SQLite file, PostgreSQL schema) and ports; most of a test's time is
+# spent waiting on servers, so two workers halve the wall time even on two cores. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+# Line and branch coverage of server/ under which `make test` fails (COVERAGE_FLOOR=0 when running a subset).
+COVERAGE_FLOOR ?= 85
+test: tools system ## run the whole suite (SQLite and PostgreSQL), lint included
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@rm -f .coverage .coverage.*
+	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report= $(PYTEST_ARGS)
+	$(PY) -m coverage report
+	@echo "server/ coverage (floor $(COVERAGE_FLOOR) %): $$($(PY) -m coverage report --include='server/*' --format=total) %"
+	@$(PY) -m coverage report --include='server/*' --fail-under=$(COVERAGE_FLOOR) --format=total >/dev/null \
+	  || { echo "server/ coverage is under $(COVERAGE_FLOOR) %"; exit 1; }
 
 lint: tools ## ruff, buf lint, and buf breaking against main
 	$(PY) -m ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import logging
 import signal
@@ -52,6 +53,27 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def _dump_stacks() -> None:
+    """Every thread's stack, then every task's chain of awaits (Task.print_stack shows one frame, and fails on
+    frames without a line number)."""
+    faulthandler.dump_traceback(sys.stderr, all_threads=True)
+    tasks = asyncio.all_tasks()
+    waiting = [t for t in tasks if t.get_coro().__qualname__.startswith("AioServer._request")]
+    print(f"{len(tasks)} tasks, {len(waiting)} of them gRPC's slots waiting for calls (not shown)", file=sys.stderr)
+    for task in tasks - set(waiting):
+        print(f"Stack for {task!r} (outermost first):", file=sys.stderr)
+        awaited = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                print(f"  awaiting {awaited!r}", file=sys.stderr)
+                break
+            code = frame.f_code
+            print(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}', file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    sys.stderr.flush()
+
+
 async def serve(settings: Settings) -> None:
     from .app import build
 
@@ -60,6 +82,9 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # `kill -USR1 <pid>`: the stack of every thread and every asyncio task, on stderr (a stuck server, a
+    # stop that does not finish). Nothing else changes.
+    loop.add_signal_handler(signal.SIGUSR1, _dump_stacks)
     await app.start()
     tune_garbage_collector()
     log.info("server started", extra={"address": app.address, "port": app.port, "version": __version__})
@@ -101,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = Settings.from_env()
+        if args.command != "healthcheck":
+            settings.validate_for_server()
     except SettingsError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2

@@ -124,9 +124,14 @@ class ServerProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # the server prints every thread's and task's stack
+            time.sleep(1.0)
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"server did not stop within {timeout}s after SIGTERM") from None
+            tail = "\n".join(entry.get("msg", json.dumps(entry)) for entry in self.logs[-80:])
+            raise AssertionError(
+                f"server did not stop within {timeout}s after SIGTERM; its last words:\n{tail}"
+            ) from None
 
     def kill(self, timeout: float = 10.0) -> int:
         """SIGKILL, as a crash would do it: no shutdown, nothing said to clients; returns the exit code."""

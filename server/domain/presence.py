@@ -34,6 +34,8 @@ TYPING_SECONDS = 5.0
 TYPING_EVERY_SECONDS = 2.0
 #: People asked about in one GetPresence.
 PRESENCE_BATCH_MAX = 500
+#: The longest a stopping replica spends removing its presence rows.
+FORGET_SECONDS = 5.0
 
 
 def presence_payload(record: PresenceRecord, conversation_ids: set[int]) -> dict[str, object]:
@@ -99,10 +101,16 @@ class Presence:
                 await self._sweeper
         for task in list(self._tasks):
             task.cancel()
-        with contextlib.suppress(Exception):  # the database may be gone; the rows then go stale by themselves
-            async with self._uow() as uow:
-                await uow.presence.forget_instance(self._instance)
-                await uow.commit()
+        # Bounded: the database may be gone, or a cancelled write's connection may still hold these rows;
+        # they then go stale by themselves.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(FORGET_SECONDS):
+                await self._forget_instance()
+
+    async def _forget_instance(self) -> None:
+        async with self._uow() as uow:
+            await uow.presence.forget_instance(self._instance)
+            await uow.commit()
 
     async def connected(self, user_id: int) -> None:
         self._streams[user_id] += 1

@@ -77,13 +77,15 @@ generate: tools ## regenerate generated/ from protos/
 buf-breaking: tools ## compare protos/ with main for breaking changes
 	$(BUF) breaking --against '.git#branch=main'
 
-bench: $(STAMP) ## run the benchmarks on SQLite (print figures, assert nothing; see docs/PERFORMANCE.md)
+bench: $(STAMP) system ## run the benchmarks on SQLite (print figures, assert nothing; see docs/PERFORMANCE.md)
 	$(PY) bench/unary.py
 	$(PY) bench/storage.py
 	$(PY) bench/fanout.py
 	$(PY) bench/hundred.py
 	$(PY) bench/gateway.py
 	$(PY) bench/stats.py
+	$(PY) bench/report.py
+	$(PY) bench/dashboard.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

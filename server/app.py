@@ -353,7 +353,11 @@ async def build(settings: Settings) -> Application:
     activity_pb2_grpc.add_ActivityServiceServicer_to_server(ActivityServicer(Activity(uow), activity_streams), server)
     agenda_pb2_grpc.add_AgendaServiceServicer_to_server(AgendaServicer(agenda, utc_now), server)
     reports = WorkerProcesses(settings.report_workers)
-    lots = Lots(uow, utc_now, functools.partial(reports.run, render_lot_report))
+    if settings.report_workers:
+        render = functools.partial(reports.run, render_lot_report)
+    else:  # no extra process, at the cost of holding the GIL while a report is drawn (bench/report.py)
+        render = functools.partial(asyncio.to_thread, render_lot_report)
+    lots = Lots(uow, utc_now, render)
     lots_pb2_grpc.add_LotsServiceServicer_to_server(LotsServicer(lots), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

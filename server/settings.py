@@ -79,7 +79,8 @@ class Settings:
     argon2_parallelism: int = _doc("argon2id lanes", default=2)
     hash_workers: int = _doc("threads that hash passwords", default=2)
     report_workers: int = _doc(
-        "processes that draw PDF reports (started on first use; a report never slows the replica's other calls)",
+        "processes that draw PDF reports, started on first use; 0: a thread of the server, which then slows its"
+        " other calls while it draws",
         default=1,
     )
     max_message_bytes: int = _doc("largest request accepted, bytes", default=1024 * 1024)
@@ -181,13 +182,14 @@ class Settings:
             "argon2_time_cost",
             "argon2_parallelism",
             "hash_workers",
-            "report_workers",
             "db_pool_size",
             "chat_max_message_chars",
             "stream_queue_size",
         ):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
+        if self.report_workers < 0:
+            raise bad("report_workers", "must not be negative")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise bad("argon2_memory_kib", "must be at least 8 x argon2_parallelism")
         for name in (

@@ -79,3 +79,15 @@ def test_stats_bench_measures_with_and_without_dashboards() -> None:
         assert f"\n{row} " in out, out
     with_row = next(line for line in out.splitlines() if line.startswith("with "))
     assert int(with_row.split()[4]) > 0, out  # the dashboards did receive ticks
+
+
+def test_report_bench_measures_both_ways_of_drawing() -> None:
+    out = run_bench(str(BENCH / "report.py"), "--items", "40", "--probes", "10")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("worker process", "server thread"))]
+    assert [(row[0], row[2]) for row in rows] == [
+        ("worker", "idle"),
+        ("worker", "reports"),
+        ("server", "idle"),
+        ("server", "reports"),
+    ], out
+    assert all(int(row[-2]) > 0 for row in rows if row[2] == "reports"), out  # reports were drawn meanwhile

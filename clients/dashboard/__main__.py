@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tkinter as tk
 
 import ttkbootstrap as ttk
 
@@ -27,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
         thresholds = Thresholds.load()
     except ValueError as error:
         parser.error(f"{error} (fix or remove {config_path()})")
-    root = ttk.Window(title="Workspace dashboard", themename=args.theme, minsize=(800, 560))
+    try:
+        root = ttk.Window(title="Workspace dashboard", themename=args.theme, minsize=(800, 560))
+    except tk.TclError as error:  # no screen: say so, not with a stack trace
+        parser.exit(2, f"python -m dashboard: cannot open a window ({error}); run it in a desktop session\n")
     root.geometry(args.size)
     DashboardApp(root, args.address, thresholds=thresholds, session_options={"tls": args.tls, "ca_file": args.ca_file})
     root.mainloop()

@@ -23,7 +23,9 @@ from functools import partial
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
 
+from .domain.errors import InvalidInput
 from .domain.model import Principal
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
@@ -98,6 +100,83 @@ def wrap_handler(
     return make(stream, handler.request_deserializer, handler.response_serializer)
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """What a request that is not a valid protobuf message of its type decodes to (instead of raising)."""
+
+    type_name: str
+    error: str
+
+
+def nul_field(message: Any, prefix: str = "") -> str | None:
+    """The path of the first string field holding a NUL character, or None. PostgreSQL text cannot hold one
+    (the driver raises), so every request is refused the same way on both databases, naming the field."""
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.type == field.TYPE_STRING:
+            if any("\x00" in text for text in (value if field.is_repeated else (value,))):
+                return path
+        elif field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                entries = [(f"{path}[{key!r}]", key, item) for key, item in value.items()]
+            elif field.is_repeated:
+                entries = [(f"{path}[{i}]", "", item) for i, item in enumerate(value)]
+            else:
+                entries = [(path, "", value)]
+            for where, key, item in entries:
+                if "\x00" in str(key) or (isinstance(item, str) and "\x00" in item):
+                    return where
+                found = nul_field(item, f"{where}.") if hasattr(item, "ListFields") else None
+                if found:
+                    return found
+    return None
+
+
+def check_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler with a deserializer that never raises, and a check before the behaviour that answers an
+    undecodable request, or one with a NUL character in a string, INVALID_ARGUMENT. (gRPC itself answers
+    UNKNOWN with the parser's exception; PostgreSQL refuses NUL in text.)"""
+    if not (handler.unary_unary or handler.unary_stream):
+        return handler  # request streams (none in this API) keep gRPC's own handling
+    deserialize = handler.request_deserializer
+    message_type = getattr(deserialize, "__self__", None)
+    type_name = message_type.DESCRIPTOR.full_name if message_type is not None else "request"
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as error:
+            return Undecodable(type_name, str(error).rsplit(":", 1)[-1].strip() or "corrupt")
+
+    def refuse(request: Any) -> InvalidInput | None:
+        if isinstance(request, Undecodable):
+            return InvalidInput.one("request", f"is not a valid {request.type_name} message ({request.error})")
+        field = nul_field(request)
+        return InvalidInput.one(field, "must not contain the NUL character (U+0000)") if field else None
+
+    if handler.unary_unary:
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            refused = refuse(request)
+            if refused is not None:
+                raise refused
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, tolerant, handler.response_serializer)
+
+    inner_stream = handler.unary_stream
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        refused = refuse(request)
+        if refused is not None:
+            raise refused
+        async for message in run_behavior_stream(inner_stream, request, context):
+            yield message
+
+    return grpc.unary_stream_rpc_method_handler(stream, tolerant, handler.response_serializer)
+
+
 class InterceptorPipeline(grpc.aio.ServerInterceptor):
     """Runs ``interceptors`` (outermost first) around each call of the methods they apply to."""
 
@@ -116,6 +195,7 @@ class InterceptorPipeline(grpc.aio.ServerInterceptor):
             return cached[1]
         wrapped = handler
         if not is_framework_method(method):
+            wrapped = check_decoding(handler)  # innermost: after admission, logging and authentication
             for interceptor in reversed(self._interceptors):
                 if interceptor.applies_to(method):
                     wrapped = wrap_handler(

@@ -71,8 +71,9 @@ class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
             "action": request.action,
             "resource_type": request.resource_type,
             "resource_id": request.resource_id,
-            "start": request.start_time.ToJsonString() if request.HasField("start_time") else "",
-            "end": request.end_time.ToJsonString() if request.HasField("end_time") else "",
+            # The parsed times: a Timestamp out of range fails ToJsonString (it is refused above, not here).
+            "start": activity_filter.start.isoformat() if activity_filter.start else "",
+            "end": activity_filter.end.isoformat() if activity_filter.end else "",
         }
         before = paging.decode_id(v, request.page_token, filters)
         v.raise_if_any()

@@ -10,6 +10,7 @@ of the type at all.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -21,9 +22,9 @@ from hypothesis import strategies as st
 
 from server.app import SERVICE_NAMES
 
-from .api import Client
+from .api import Client, Person, create_person
 from .databases import fresh_database
-from .servers import ADMIN_PASSWORD, ServerProcess
+from .servers import ADMIN_PASSWORD, ServerProcess, wait_until
 
 #: RPCs left out: Logout would end the fuzzing session itself (tests/test_auth.py covers it).
 LEFT_OUT = {"/workspace.v1.AuthService/Logout"}
@@ -145,15 +146,47 @@ def every_rpc() -> list[tuple[str, object]]:
 RPCS = every_rpc()
 
 
+class Bystander:
+    """Someone else using the server all along: WhoAmI every 0.1 s from a thread, every failure kept."""
+
+    def __init__(self, person: Person) -> None:
+        self.person, self.calls, self.errors = person, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.person.client.whoami()
+                self.calls += 1
+            except grpc.RpcError as error:
+                self.errors.append(f"{error.code()}: {error.details()}")
+
+    def served_meanwhile(self, since: int) -> None:
+        """No call of theirs failed, and they are still answered (the next call after ``since`` arrives)."""
+        assert not self.errors, f"someone else was refused meanwhile: {self.errors[:3]}"
+        wait_until(lambda: self.calls > since, 10, "the bystander's next answer")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 @pytest.fixture(scope="module")
-def fuzzed(database_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Client]]:
-    """A server of its own (fuzzing changes data at random) and its administrator, logged in."""
+def fuzzed(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, Client, Bystander]]:
+    """A server of its own (fuzzing changes data at random), its administrator, and a bystander."""
     with fresh_database(database_kind, tmp_path_factory.mktemp("fuzz")) as url:
         # Rate limits off: the fuzzing calls as fast as it can, and the limiter is tested in test_rate_limits.py.
         server = ServerProcess(url, WORKSPACE_LOGIN_MAX_FAILURES="1000000", WORKSPACE_RATE_LIMITS="off").start()
         admin = Client(server.address)
         admin.login("admin", ADMIN_PASSWORD)
-        yield server, admin
+        bystander = Bystander(create_person(admin, server.address))
+        yield server, admin, bystander
+        bystander.stop()
+        bystander.person.client.close()
         admin.close()
         assert server.terminate() == 0, server.log_text()
 
@@ -184,7 +217,8 @@ def check(server: ServerProcess, admin: Client, path: str, error: grpc.RpcError 
 
 @pytest.mark.parametrize(("path", "method"), RPCS, ids=[path.rsplit(".", 1)[-1] for path, _ in RPCS])
 def test_random_requests_get_a_deliberate_answer(fuzzed, path: str, method) -> None:  # type: ignore[no-untyped-def]
-    server, admin = fuzzed
+    server, admin, bystander = fuzzed
+    before = bystander.calls
 
     @settings(
         max_examples=EXAMPLES,
@@ -197,11 +231,12 @@ def test_random_requests_get_a_deliberate_answer(fuzzed, path: str, method) -> N
         check(server, admin, path, call(server, admin, path, method, request.SerializeToString()))
 
     one()
+    bystander.served_meanwhile(before)
 
 
 @pytest.mark.parametrize(("path", "method"), RPCS, ids=[path.rsplit(".", 1)[-1] for path, _ in RPCS])
 def test_bytes_that_are_no_message_are_invalid_argument(fuzzed, path: str, method) -> None:  # type: ignore[no-untyped-def]
-    server, admin = fuzzed
+    server, admin, _ = fuzzed
 
     @settings(max_examples=10, deadline=None, database=None)
     @given(st.binary(min_size=1, max_size=300))
@@ -220,7 +255,7 @@ def test_a_nul_character_in_any_string_is_invalid_argument_naming_the_field(fuzz
     """PostgreSQL text cannot hold U+0000: refused before any use case runs, the same way on both databases."""
     from workspace.v1 import lots_pb2, monitoring_pb2, users_pb2
 
-    server, admin = fuzzed
+    server, admin, _ = fuzzed
     cases = [
         ("/workspace.v1.UsersService/ListUsers", users_pb2.ListUsersRequest(name_prefix="a\x00"), "name_prefix"),
         (

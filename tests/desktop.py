@@ -7,6 +7,7 @@ screen (a deadline, never a sleep). Screenshots go to tests/artifacts/ (Pillow's
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import shutil
@@ -82,9 +83,22 @@ class VirtualDisplay:
                 self.process.wait()
 
 
+_SHARED: VirtualDisplay | None = None
+
+
 def virtual_display() -> Iterator[VirtualDisplay]:
-    """A virtual screen while the generator runs, DISPLAY pointing at it: a test module's fixture yields from it."""
-    display = VirtualDisplay().start()
+    """A virtual screen while the generator runs, DISPLAY pointing at it: a test module's fixture yields from it.
+
+    One X server serves every module of a test process and stops when the process ends. Tk keeps its display
+    connection until its interpreter is collected, and an interpreter can outlive its module (a style or a
+    callback still holds the root): stopping the X server under it makes Tk end the whole process ("XIO: fatal
+    IO error"), so the second GUI module in a process would never run.
+    """
+    global _SHARED
+    if _SHARED is None or _SHARED.process is None or _SHARED.process.poll() is not None:
+        _SHARED = VirtualDisplay().start()
+        atexit.register(_SHARED.stop)
+    display = _SHARED
     previous = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display.display
     yield display
@@ -92,7 +106,6 @@ def virtual_display() -> Iterator[VirtualDisplay]:
         os.environ.pop("DISPLAY", None)
     else:
         os.environ["DISPLAY"] = previous
-    display.stop()
 
 
 def pump(root: tk.Misc, condition: Callable[[], object], timeout: float = 15.0, message: str = "condition") -> object:

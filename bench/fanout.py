@@ -243,7 +243,13 @@ async def bench_real(args: argparse.Namespace, workdir: Path, url: str, subscrib
 
     password = secrets.token_urlsafe(18)
     env = await asyncio.to_thread(
-        migrated_server_env, url, password, WORKSPACE_LOG_LEVEL="warning", WORKSPACE_STREAM_QUEUE_SIZE="10000"
+        migrated_server_env,
+        url,
+        password,
+        WORKSPACE_LOG_LEVEL="warning",
+        WORKSPACE_STREAM_QUEUE_SIZE="10000",
+        # One reader opens every stream: measure the fan-out, not the cap on one person's streams.
+        WORKSPACE_RATE_LIMITS="off",
     )
     server = ServerProcess("server", [sys.executable, "-m", "server", "serve"], env, workdir)
     run = Run("server", subscribers)

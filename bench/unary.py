@@ -231,6 +231,8 @@ async def bench_real(
         database_url,
         password,
         WORKSPACE_LOG_LEVEL=args.log_level,
+        # One caller at full speed measures the server, not its rate limits (docs/OPERATIONS.md).
+        WORKSPACE_RATE_LIMITS="off",
         **dict(kv.split("=", 1) for kv in args.server_env),
     )
     argv = [sys.executable, "-m", "server", "serve"]

@@ -325,3 +325,30 @@ def test_stream_stops_when_the_session_is_ended(start_server: Callable[..., Serv
         assert StreamState.RECONNECTING not in [c.state for c in changes]  # type: ignore[attr-defined]
     finally:
         stream.stop()
+
+
+def test_a_stream_replaced_by_a_newer_one_stops_instead_of_fighting_back(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Past WORKSPACE_RATE_MAX_STREAMS_PER_PERSON the server ends the oldest stream (TOO_MANY_STREAMS); the
+    library stops it rather than reconnect, which would end the newer one in turn, forever."""
+    server = start_server(WORKSPACE_RATE_MAX_STREAMS_PER_PERSON="1")
+    admin = admin_session(server.address, tmp_path / "admin")
+    username, password = new_person(admin)
+    person = Session(server.address, token_store=FileTokenStore(tmp_path / "person"))
+    person.login(username, password)
+    old_changes: list[object] = []
+    old = event_stream(person, on_item=lambda _: None, on_state=old_changes.append).start()
+    new = event_stream(person, on_item=lambda _: None)
+    try:
+        wait_until(lambda: old.state == StreamState.CONNECTED, 10, "the first stream to connect")
+        new.start()
+        wait_until(lambda: old.state == StreamState.STOPPED, 10, "the first stream to stop")
+        assert "TOO_MANY_STREAMS" in old_changes[-1].error or "newer" in old_changes[-1].error  # type: ignore[attr-defined]
+        wait_until(lambda: new.state == StreamState.CONNECTED, 10, "the newer stream to connect")
+        assert StreamState.RECONNECTING not in [c.state for c in old_changes]  # type: ignore[attr-defined]
+        time.sleep(1.0)  # had the old one reconnected, the newer one would have been ended meanwhile
+        assert new.state == StreamState.CONNECTED
+    finally:
+        old.stop()
+        new.stop()

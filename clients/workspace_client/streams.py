@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 from workspace.v1 import activity_pb2, chat_pb2, monitoring_pb2
 
-from .errors import CallFailed, NotSignedIn, Unreachable, error_reason
+from .errors import CallFailed, NotSignedIn, Unreachable, error_reason, retry_after
 from .session import Session
 
 #: First back-off ceiling, seconds; it doubles with each failed attempt up to ``BACKOFF_CAP``.
@@ -103,6 +103,8 @@ class ResumableStream:
         self._metadata: tuple[tuple[str, str], ...] = ()
         self._call_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: A rate limit's RetryInfo: the next attempt waits at least this long (seconds).
+        self._not_before = 0.0
 
     def start(self) -> ResumableStream:
         self._stop.clear()
@@ -151,7 +153,8 @@ class ResumableStream:
                 break
             attempt += 1
             self._set(StateChange(StreamState.RECONNECTING, error, attempt))
-            self._stop.wait(self.backoff(attempt))
+            self._stop.wait(max(self.backoff(attempt), self._not_before))
+            self._not_before = 0.0
         self._set(StateChange(StreamState.STOPPED, stopped_by))
 
     def _after_error(self, failure: grpc.RpcError) -> str:
@@ -173,6 +176,11 @@ class ResumableStream:
             return "now"
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason == "STREAM_TOO_SLOW":
             return "now"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason == "TOO_MANY_STREAMS":
+            return "stop"  # a newer stream of the same person replaced this one: reopening would end that one
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason in ("RATE_LIMITED", "LOGIN_THROTTLED"):
+            self._not_before = retry_after(failure) or 0.0  # not before the server says a token is back
+            return "later"
         if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT):
             return "stop"
         return "later"

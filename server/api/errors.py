@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +36,7 @@ _CODES: list[tuple[type[errors.DomainError], int]] = [
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (errors.Aborted, code_pb2.ABORTED),
     (errors.Throttled, code_pb2.RESOURCE_EXHAUSTED),
+    (errors.TooManyStreams, code_pb2.RESOURCE_EXHAUSTED),
     (errors.Unavailable, code_pb2.UNAVAILABLE),
     (ResyncRequired, code_pb2.OUT_OF_RANGE),
     (StreamTooSlow, code_pb2.RESOURCE_EXHAUSTED),
@@ -67,6 +69,8 @@ def to_status(error: errors.DomainError, request_id: str | None) -> status_pb2.S
         delay.FromMilliseconds(max(1, int(error.retry_after * 1000)))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     info = error_details_pb2.ErrorInfo(reason=error.reason or code_pb2.Code.Name(code), domain=ERROR_DOMAIN)
+    if isinstance(error, errors.Throttled):
+        info.metadata.update(error.metadata)
     if request_id:
         info.metadata["request_id"] = request_id
     if isinstance(error, StreamEnded):
@@ -117,4 +121,7 @@ class ErrorInterceptor:
                 )
             )
         trailing = tuple(status.trailing_metadata) + ((("x-request-id", request_id),) if request_id else ())
+        if isinstance(error, errors.Throttled):
+            # HTTP's Retry-After (whole seconds, rounded up): the gateway passes it on to REST callers with the 429.
+            trailing += (("retry-after", str(max(1, math.ceil(error.retry_after)))),)
         await context.abort(status.code, status.details, trailing)

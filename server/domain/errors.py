@@ -69,11 +69,22 @@ class Aborted(DomainError):
 
 
 class Throttled(DomainError):
-    """Too many attempts; retry after ``retry_after`` seconds."""
+    """Too many attempts; retry after ``retry_after`` seconds. ``metadata`` (optional) says which limit, for
+    machines (sent in ``google.rpc.ErrorInfo.metadata``)."""
 
-    def __init__(self, message: str, retry_after: float, *, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float, *, reason: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+        self.metadata = metadata or {}
+
+
+class TooManyStreams(DomainError):
+    """A person opened more streams than they may have open at once: their oldest one is ended with this."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="TOO_MANY_STREAMS")
 
 
 class Unavailable(DomainError):

@@ -57,6 +57,13 @@ class RpcMetrics:
             registry=self.registry,
         )
         self._in_flight = Gauge("workspace_rpc_in_flight", "RPCs being served now", _LABELS, registry=self.registry)
+        self._rate_limited = Counter(
+            "workspace_rate_limited",
+            "Calls refused by a rate limit (limit: login, write, read, stream; per: person, address), and streams"
+            " ended because their person opened too many (limit: open_streams)",
+            ["limit", "per"],
+            registry=self.registry,
+        )
 
         # Children by label values: ``labels()`` takes a lock and builds a key on every call.
         self._per_method: dict[str, tuple[Counter, Gauge, Histogram]] = {}
@@ -73,6 +80,9 @@ class RpcMetrics:
             )
         children[0].inc()
         children[1].inc()
+
+    def rate_limited(self, limit: str, per: str) -> None:
+        self._rate_limited.labels(limit, per).inc()
 
     def finished(self, method: str, code: str, seconds: float) -> None:
         _, in_flight, latency = self._per_method[method]

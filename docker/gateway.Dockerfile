@@ -74,8 +74,9 @@ EXPOSE 8080
 
 # /healthz answers 200 while at least one replica passes the gateway's gRPC health check, 503 otherwise
 # (urlopen raises on 503 and on a refused connection: exit 1). No curl in slim images: Python's urllib.
+# With WORKSPACE_GATEWAY_TLS_CERT_FILE it asks over HTTPS, not checking the certificate: it probes itself.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WORKSPACE_HTTP_PORT', '8080'), timeout=4)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request as u; t = os.environ.get('WORKSPACE_GATEWAY_TLS_CERT_FILE'); u.urlopen('%s://127.0.0.1:%s/healthz' % ('https' if t else 'http', os.environ.get('WORKSPACE_HTTP_PORT', '8080')), timeout=4, context=ssl._create_unverified_context() if t else None)"]
 
 # Envoy stops on SIGTERM at once, closing open connections (clients reconnect; event streams resume).
 STOPSIGNAL SIGTERM

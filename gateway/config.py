@@ -9,6 +9,7 @@ from which it takes the services to transcode and which of their methods stream.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +137,9 @@ def _routes(settings: Settings, services: Services) -> list[dict]:
     stream_idle = _seconds(max(60.0, 3 * settings.stream_heartbeat_seconds))
     stream_route = {"cluster": CLUSTER, "timeout": "0s", "idle_timeout": stream_idle}
     streams = (*services.streaming_paths, *PASS_THROUGH_STREAMS)
-    routes = [{"match": {"path": p}, "route": stream_route} for p in streams]
+    # A stream's events (NDJSON over REST) are sent as they come: never through the compressor.
+    uncompressed = {"envoy.filters.http.compressor": _typed(COMPRESSOR_PER_ROUTE, disabled=True)}
+    routes = [{"match": {"path": p}, "route": stream_route, "typed_per_filter_config": uncompressed} for p in streams]
     # A unary call that a stopping or unreachable replica refused before doing anything goes to another one:
     # the client sees no error. Nothing that may have run is retried.
     unary_route = {
@@ -207,6 +210,62 @@ def _access_log() -> list[dict]:
     ]
 
 
+#: Response types the gateway compresses (gzip) when the client accepts it: transcoded JSON and calendars.
+#: Not PDF (already compressed), not gRPC or gRPC-Web (their own framing), not NDJSON streams (each event
+#: must reach the client when it is sent, not when a compressor's block fills).
+COMPRESSED_TYPES = ("application/json", "text/calendar")
+#: Smaller responses are sent as they are: gzip's header and the CPU cost more than it saves.
+COMPRESS_MIN_BYTES = 1024
+COMPRESSOR_PER_ROUTE = "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute"
+
+
+def _compressor() -> dict:
+    gzip = _typed("envoy.extensions.compression.gzip.compressor.v3.Gzip", compression_level="DEFAULT_COMPRESSION")
+    types = "|".join(re.escape(media_type) for media_type in COMPRESSED_TYPES)
+    return _typed(
+        "envoy.extensions.filters.http.compressor.v3.Compressor",
+        response_direction_config={
+            "common_config": {
+                "min_content_length": COMPRESS_MIN_BYTES,
+                # The media type, with or without parameters (`application/json; charset=utf-8`).
+                "content_type_matcher": {"safe_regex": {"regex": f"^({types})(;.*)?$"}},
+            },
+        },
+        compressor_library={"name": "gzip", "typed_config": gzip},
+    )
+
+
+#: Only native gRPC clients may ask the server for compressed replies. Envoy's REST transcoder and gRPC-Web
+#: filter cannot read a compressed gRPC frame (a REST client that sent ``grpc-accept-encoding: gzip`` got a
+#: 502), so the header is dropped from every other request before those filters turn it into a gRPC call.
+NATIVE_GRPC = r"^application/grpc(\+[a-z]+)?(;.*)?$"
+
+
+def _only_grpc_accepts_compression() -> dict:
+    """A header mutation skipped for native gRPC requests (a matcher on content-type: no script per request)."""
+    remove = _typed(
+        "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+        mutations={"request_mutations": [{"remove": "grpc-accept-encoding"}]},
+    )
+    content_type = _typed("envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name="content-type")
+    native = {
+        "single_predicate": {
+            "input": {"name": "content-type", "typed_config": content_type},
+            "value_match": {"safe_regex": {"google_re2": {}, "regex": NATIVE_GRPC}},
+        }
+    }
+    skip = _typed("envoy.extensions.filters.common.matcher.action.v3.SkipFilter")
+    return _typed(
+        "envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+        extension_config={"name": "envoy.filters.http.header_mutation", "typed_config": remove},
+        xds_matcher={
+            "matcher_list": {
+                "matchers": [{"predicate": native, "on_match": {"action": {"name": "skip", "typed_config": skip}}}]
+            }
+        },
+    )
+
+
 def _filters(settings: Settings, services: Services, descriptor_path: Path) -> list[dict]:
     health = _typed(
         "envoy.extensions.filters.http.health_check.v3.HealthCheck",
@@ -230,13 +289,48 @@ def _filters(settings: Settings, services: Services, descriptor_path: Path) -> l
         max_response_body_size=64 * 1024 * 1024,
     )
     named = [
+        ("envoy.filters.http.header_mutation", _only_grpc_accepts_compression()),
         ("envoy.filters.http.health_check", health),
         ("envoy.filters.http.cors", _typed("envoy.extensions.filters.http.cors.v3.Cors")),
+        # Before the transcoder, so that it compresses the JSON the transcoder wrote (responses go up the list).
+        ("envoy.filters.http.compressor", _compressor()),
         ("envoy.filters.http.grpc_web", _typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb")),
         ("envoy.filters.http.grpc_json_transcoder", transcoder),
         ("envoy.filters.http.router", _typed("envoy.extensions.filters.http.router.v3.Router")),
     ]
     return [{"name": name, "typed_config": config} for name, config in named]
+
+
+def _tls_certificate(cert_file: str, key_file: str) -> dict:
+    return {
+        "certificate_chain": {"filename": str(Path(cert_file).absolute())},
+        "private_key": {"filename": str(Path(key_file).absolute())},
+    }
+
+
+def _downstream_tls(settings: Settings) -> dict:
+    """HTTPS and gRPC over TLS on the listener: HTTP/2 (gRPC) or HTTP/1.1 (browsers, curl) chosen by ALPN."""
+    context = _typed(
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        common_tls_context={
+            "tls_certificates": [_tls_certificate(settings.gateway_tls_cert_file, settings.gateway_tls_key_file)],
+            "alpn_protocols": ["h2", "http/1.1"],
+            "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+        },
+    )
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _upstream_tls(settings: Settings) -> dict:
+    """TLS to the replicas (calls and health checks), trusting WORKSPACE_GATEWAY_UPSTREAM_CA_FILE's CAs."""
+    context = _typed(
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        common_tls_context={
+            "alpn_protocols": ["h2"],  # gRPC servers refuse TLS connections that do not agree on HTTP/2
+            "validation_context": {"trusted_ca": {"filename": str(Path(settings.gateway_upstream_ca_file).absolute())}},
+        },
+    )
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
 
 
 def _cluster(settings: Settings) -> dict:
@@ -247,7 +341,7 @@ def _cluster(settings: Settings) -> dict:
         "connection_keepalive": {"interval": "30s", "timeout": _seconds(settings.keepalive_timeout_seconds)},
     }
     interval = _seconds(settings.gateway_health_seconds)
-    return {
+    cluster = {
         "name": CLUSTER,
         # Addresses are static. Host names (compose services) are resolved again every few seconds; Envoy
         # 1.40 was seen to keep sending calls to such a replica after it failed its health check, until it
@@ -292,6 +386,9 @@ def _cluster(settings: Settings) -> dict:
         # Never send calls to replicas known to be unhealthy, even when none is healthy: answer 503.
         "common_lb_config": {"healthy_panic_threshold": {"value": 0.0}},
     }
+    if settings.gateway_upstream_ca_file:  # health checks go through the same transport socket
+        cluster["transport_socket"] = _upstream_tls(settings)
+    return cluster
 
 
 def render(settings: Settings, descriptor_path: Path = DESCRIPTOR_PATH) -> dict:
@@ -306,6 +403,9 @@ def render(settings: Settings, descriptor_path: Path = DESCRIPTOR_PATH) -> dict:
         stat_prefix="workspace",
         codec_type="AUTO",  # HTTP/1.1 (curl, browsers) and HTTP/2 (gRPC clients, with or without TLS) on one port
         generate_request_id=True,
+        # The peer's own address is appended to x-forwarded-for, whatever the client sent in it: the servers
+        # take the last entry as the client's address for their rate limits (WORKSPACE_RATE_TRUSTED_PROXIES).
+        use_remote_address=True,
         stream_idle_timeout=_seconds(max(60.0, 3 * settings.stream_heartbeat_seconds)),
         # Clients that vanish without closing are found as the server finds them: by an unanswered ping.
         http2_protocol_options={
@@ -322,12 +422,15 @@ def render(settings: Settings, descriptor_path: Path = DESCRIPTOR_PATH) -> dict:
         },
         http_filters=_filters(settings, services, descriptor_path),
     )
+    chain: dict = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": connection_manager}]
+    }
+    if settings.gateway_tls_cert_file:
+        chain["transport_socket"] = _downstream_tls(settings)
     listener = {
         "name": "workspace",
         "address": {"socket_address": {"address": settings.host, "port_value": settings.http_port}},
-        "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": connection_manager}]}
-        ],
+        "filter_chains": [chain],
     }
     # Envoy's own limit on open connections (it warns without one); far above what one gateway serves.
     connections_limit = {

@@ -10,6 +10,7 @@ exits, so it is started from this process's main thread, which lives as long as 
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,8 +30,14 @@ from .config import reachable_host, upstreams
 START_TIMEOUT = 60.0
 
 
-def _server_ready(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def _server_ready(address: str, ca_file: str = "") -> bool:
+    """SERVING? Over TLS trusting ``ca_file`` (the server's own chain, WORKSPACE_TLS_CERT_FILE) when given."""
+    if ca_file:
+        with open(ca_file, "rb") as roots:
+            channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots.read()))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
         except grpc.RpcError:
@@ -39,8 +46,10 @@ def _server_ready(address: str) -> bool:
 
 
 def _gateway_ready(url: str) -> bool:
+    # Envoy on this machine, over HTTPS when it serves TLS: its readiness is asked, not its identity.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=1) as reply:
+        with urllib.request.urlopen(url, timeout=1, context=context) as reply:
             return reply.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -67,13 +76,15 @@ def _stop(process: subprocess.Popen, timeout: float) -> int:
 
 def _banner(settings: Settings, grpc_address: str) -> str:
     host = reachable_host(settings.host)
-    web = f"http://{host}:{settings.http_port}"
+    tls = bool(settings.gateway_tls_cert_file)
+    web = f"{'https' if tls else 'http'}://{host}:{settings.http_port}"
+    grpcurl = "-cacert CA_FILE" if tls else "-plaintext"
     origins = settings.cors_origins or "none: set WORKSPACE_CORS_ORIGINS for browser pages on other origins"
     return "\n".join(
         [
             f"Gateway (Envoy) on {web}: REST, gRPC-Web and gRPC; the server itself on {grpc_address}",
             f'  REST:      curl -s -X POST {web}/v1/auth:login -d \'{{"username": "admin", "password": "..."}}\'',
-            f"  gRPC:      grpcurl -plaintext {host}:{settings.http_port} list",
+            f"  gRPC:      grpcurl {grpcurl} {host}:{settings.http_port} list",
             f"  gRPC-Web:  {web} (allowed origins: {origins})",
             f"  health:    curl -i {web}/healthz",
             f"  Envoy admin (this machine only): http://127.0.0.1:{settings.gateway_admin_port}",
@@ -97,10 +108,11 @@ def run(settings: Settings) -> int:
     server = subprocess.Popen([sys.executable, "-m", "server", "serve"], start_new_session=True)
     envoy: subprocess.Popen | None = None
     try:
-        if not _wait(lambda: _server_ready(grpc_address), server, stop):
+        if not _wait(lambda: _server_ready(grpc_address, settings.tls_cert_file), server, stop):
             return 0 if stop.is_set() else _failed("the server", server)
         envoy = subprocess.Popen(envoy_command(write_config(settings)), start_new_session=True)
-        healthz = f"http://{reachable_host(settings.host)}:{settings.http_port}/healthz"
+        scheme = "https" if settings.gateway_tls_cert_file else "http"
+        healthz = f"{scheme}://{reachable_host(settings.host)}:{settings.http_port}/healthz"
         if not _wait(lambda: _gateway_ready(healthz), envoy, stop):
             return 0 if stop.is_set() else _failed("Envoy", envoy)
         print(_banner(settings, grpc_address), flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,9 @@ from .servers import ROOT, START_TIMEOUT, wait_until
 
 
 class GatewayProcess:
-    def __init__(self, upstreams: list[str], **env: str) -> None:
+    def __init__(self, upstreams: list[str], *, ca_file: str | None = None, **env: str) -> None:
+        #: the CA that signed the gateway's certificate when it serves TLS (WORKSPACE_GATEWAY_TLS_*)
+        self.ca_file = ca_file
         self.folder = Path(tempfile.mkdtemp(prefix="gateway-test-"))
         self.env = {
             **os.environ,
@@ -38,11 +41,11 @@ class GatewayProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def address(self) -> str:
-        """host:port for gRPC clients (plaintext HTTP/2 on the same port as REST)."""
+        """host:port for gRPC clients (HTTP/2 on the same port as REST; over TLS when ``ca_file`` is set)."""
         return f"127.0.0.1:{self.port}"
 
     def start(self, healthy: bool = True) -> GatewayProcess:
@@ -73,7 +76,11 @@ class GatewayProcess:
         return None
 
     def wait_health(self, status: int, timeout: float = 10.0) -> None:
-        wait_until(lambda: fetch(f"{self.url}/healthz")[0] == status, timeout, f"/healthz to answer {status}")
+        wait_until(
+            lambda: fetch(f"{self.url}/healthz", ca_file=self.ca_file)[0] == status,
+            timeout,
+            f"/healthz to answer {status}",
+        )
 
     def exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -104,12 +111,17 @@ def fetch(
     body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
+    ca_file: str | None = None,
 ) -> tuple[int, str, dict[str, str]]:
-    """One plain HTTP request: (status, body text, headers with lower-case names). JSON bodies are encoded."""
+    """One HTTP request: (status, body text, headers with lower-case names). JSON bodies are encoded.
+
+    An https URL is checked against ``ca_file``'s certificates (the test CA), or the system's without one.
+    """
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
             return reply.status, reply.read().decode(), {k.lower(): v for k, v in reply.headers.items()}
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), {k.lower(): v for k, v in e.headers.items()}

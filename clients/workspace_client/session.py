@@ -53,9 +53,19 @@ DEFAULT_TIMEOUT = 10.0
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-def open_channel(address: str, *, tls: bool = False, ca_file: str | None = None) -> grpc.Channel:
-    """A channel with the keepalive the server expects; TLS with the system roots or ``ca_file``."""
-    options = [*KEEPALIVE_OPTIONS, *RECONNECT_OPTIONS]
+#: A channel that tells servers it accepts no compression (grpc-accept-encoding: identity): replies come as they are.
+IDENTITY_ONLY_OPTIONS = (("grpc.compression_enabled_algorithms_bitset", 1),)
+
+
+def open_channel(
+    address: str, *, tls: bool = False, ca_file: str | None = None, accept_gzip: bool = True
+) -> grpc.Channel:
+    """A channel with the keepalive the server expects; TLS with the system roots or ``ca_file``.
+
+    With ``accept_gzip`` (grpc's default) the server gzips its large replies (history pages, lists): a third
+    of the bytes for more CPU on both sides (docs/PERFORMANCE.md); turn it off on a fast local network.
+    """
+    options = [*KEEPALIVE_OPTIONS, *RECONNECT_OPTIONS, *(() if accept_gzip else IDENTITY_ONLY_OPTIONS)]
     if not tls and ca_file is None:
         return grpc.insecure_channel(address, options=options)
     roots = Path(ca_file).read_bytes() if ca_file else None
@@ -76,13 +86,14 @@ class Session:
         *,
         tls: bool = False,
         ca_file: str | None = None,
+        accept_gzip: bool = True,
         app: str = "workspace",
         token_store: TokenStore | None = None,
         refresh_margin: float = REFRESH_MARGIN,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.address = address
-        self.channel = open_channel(address, tls=tls, ca_file=ca_file)
+        self.channel = open_channel(address, tls=tls, ca_file=ca_file, accept_gzip=accept_gzip)
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_pb2_grpc.UsersServiceStub(self.channel)
         self.chat = chat_pb2_grpc.ChatServiceStub(self.channel)
@@ -173,8 +184,12 @@ class Session:
         request: Any,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        compression: grpc.Compression | None = None,
     ) -> Response:
         """Call a unary RPC of one of the stubs with the session's token.
+
+        ``compression=grpc.Compression.Gzip`` compresses a large request (a batch of lot items); replies need
+        nothing: the server gzips its large ones (history pages, lists) and grpc unpacks them.
 
         If the server answers ``UNAUTHENTICATED`` (the token expired early, the clock is wrong) the token is
         refreshed once and the call retried once. Raises ``Unreachable``, ``NotSignedIn`` or ``CallFailed``.
@@ -182,7 +197,7 @@ class Session:
         for attempt in (1, 2):
             metadata = self.metadata(timeout=timeout)
             try:
-                return method(request, metadata=metadata, timeout=timeout)
+                return method(request, metadata=metadata, timeout=timeout, compression=compression)
             except grpc.RpcError as error:
                 code = error.code()
                 if code == grpc.StatusCode.UNAUTHENTICATED and attempt == 1:

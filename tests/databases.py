@@ -64,3 +64,19 @@ def empty_postgres_schema() -> Iterator[str]:
     finally:
         with _admin_connection() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def own_postgres_database(prefix: str = "ws_test") -> Iterator[str]:
+    """A PostgreSQL database of its own (``CREATE DATABASE``, not migrated), dropped afterwards: for what a
+    schema on the search path cannot do, such as a connection pooler that forwards no ``options``."""
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _admin_connection() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

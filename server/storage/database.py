@@ -18,8 +18,14 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITE_OPTION = "workspace_write"
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An async engine for ``url`` (already normalised to aiosqlite or psycopg)."""
+def create_engine(url: str, *, pool_size: int = 5, pooler: str = "none") -> AsyncEngine:
+    """An async engine for ``url`` (already normalised to aiosqlite or psycopg).
+
+    ``pooler="transaction"``: PostgreSQL is reached through a pooler in transaction mode (PgBouncer), where
+    consecutive transactions of one connection may run on different server connections. psycopg prepares a
+    statement on the server after it ran it five times, and would then execute a prepared statement that the
+    server connection it lands on has never seen ("prepared statement ... does not exist"): preparing is off.
+    """
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
@@ -27,7 +33,11 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
         configure_sqlite(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # prepare_threshold=None: psycopg never prepares (its default, 5, prepares a statement's fifth run).
+    connect_args = {"prepare_threshold": None} if pooler == "transaction" else {}
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def configure_sqlite(engine: Engine) -> None:

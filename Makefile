@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv tools system run serve dashboard migrate test lint generate check-generated buf-lint buf-breaking bench clean vendor-protos
+.PHONY: help venv tools system run serve dashboard desktop migrate test lint generate check-generated buf-lint buf-breaking bench clean vendor-protos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,12 +29,16 @@ node_modules/.installed: package.json package-lock.json
 
 tools: $(STAMP) node_modules/.installed ## install Python and npm tooling (buf)
 
-# Debian packages the tests need beyond Python and Node: Xvfb, the virtual screen the desktop apps are tested on.
-SYSTEM_PACKAGES := xvfb
+# Debian packages the tests need beyond Python and Node, each as package:program (the program tells whether it is
+# installed): Xvfb, the virtual screen the desktop apps are tested on, and PgBouncer, the connection pooler
+# tests/test_pgbouncer.py runs the server behind. pgbouncer lives in /usr/sbin, off a non-root PATH: looked for there too.
+SYSTEM_PACKAGES := xvfb:Xvfb pgbouncer:pgbouncer
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-system: ## install the Debian packages the tests need (Xvfb), when they are missing
-	@command -v Xvfb >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
+system: ## install the Debian packages the tests need (Xvfb, PgBouncer), when they are missing
+	@missing=; for pair in $(SYSTEM_PACKAGES); do program=$${pair#*:}; \
+	  command -v $$program >/dev/null || test -x /usr/sbin/$$program || missing="$$missing $${pair%%:*}"; done; \
+	  test -z "$$missing" || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; }
 
 run: $(STAMP) ## apply migrations, run the server (SQLite default) and the Envoy gateway until Ctrl-C
 	$(PY) -m server migrate
@@ -46,6 +50,9 @@ serve: $(STAMP) ## run the server alone, without the gateway
 
 dashboard: $(STAMP) ## open the monitoring dashboard (administrators; --address via WORKSPACE_DASHBOARD_ADDRESS)
 	$(PY) -m dashboard
+
+desktop: $(STAMP) ## open the desktop app: chat, agenda, shortcuts, lots (--address via WORKSPACE_DESKTOP_ADDRESS)
+	$(PY) -m desktop
 
 migrate: $(STAMP) ## apply database migrations to WORKSPACE_DATABASE_URL
 	$(PY) -m server migrate
@@ -86,6 +93,7 @@ bench: $(STAMP) system ## run the benchmarks on SQLite (print figures, assert no
 	$(PY) bench/stats.py
 	$(PY) bench/report.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/soak.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package
 	$(PY) scripts/vendor_protos.py

@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from . import __version__
 from .settings import Settings, SettingsError
@@ -16,11 +17,31 @@ from .settings import Settings, SettingsError
 log = logging.getLogger("workspace.server")
 
 
+def _display(url: str) -> str:
+    """A database URL with any password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _pooler_note(s: Settings) -> str:
+    """How this replica hears about other replicas' events, when a transaction pooler is in the way."""
+    if s.database_pooler != "transaction":
+        return ""
+    if s.database_listen_url:
+        return " (through a transaction pooler; LISTEN on WORKSPACE_DATABASE_LISTEN_URL)"
+    return (
+        f" (through a transaction pooler; no LISTEN: other replicas' events arrive by polling every"
+        f" {s.event_poll_seconds:g}s, set WORKSPACE_DATABASE_LISTEN_URL)"
+    )
+
+
 def _banner(app) -> str:  # type: ignore[no-untyped-def]
     s = app.settings
+    transport = f"TLS with {s.tls_cert_file}" if s.tls_cert_file else "plaintext"
     lines = [
-        f"Workspace {__version__} listening on {app.address} (gRPC, plaintext; reflection and health on)",
-        f"  database: {s.database_url_for_display}",
+        f"Workspace {__version__} listening on {app.address} (gRPC, {transport}; reflection and health on)",
+        f"  database: {s.database_url_for_display}{_pooler_note(s)}",
         f"  metrics: http://{app.address.rsplit(':', 1)[0]}:{app.metrics_port}/metrics (Prometheus)",
     ]
     boot = app.bootstrap
@@ -31,9 +52,11 @@ def _banner(app) -> str:  # type: ignore[no-untyped-def]
         ]
     elif boot is not None and boot.created:
         lines.append("  first start: created the account 'admin' with the password in WORKSPACE_ADMIN_PASSWORD")
+    # grpcurl trusts the system's CAs; a private CA is named with -cacert (the chain file, if it holds it).
+    security = f"-cacert {s.tls_cert_file}" if s.tls_cert_file else "-plaintext"
     lines += [
-        f"  try:   grpcurl -plaintext {app.address} list",
-        f'         grpcurl -plaintext -d \'{{"username": "admin", "password": "..."}}\' '
+        f"  try:   grpcurl {security} {app.address} list",
+        f'         grpcurl {security} -d \'{{"username": "admin", "password": "..."}}\' '
         f"{app.address} workspace.v1.AuthService/Login",
         "  stop:  Ctrl-C (or SIGTERM) drains calls for WORKSPACE_SHUTDOWN_GRACE seconds, then exits",
     ]
@@ -93,13 +116,29 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
-def healthcheck(address: str, service: str, timeout: float) -> int:
-    """Ask ``grpc.health.v1.Health/Check``; print the status; 0 only for SERVING."""
+def healthcheck(
+    address: str, service: str, timeout: float, *, ca_file: str | None = None, server_name: str | None = None
+) -> int:
+    """Ask ``grpc.health.v1.Health/Check``; print the status; 0 only for SERVING.
+
+    With ``ca_file`` the call goes over TLS, trusting the certificates in that file; ``server_name`` is the
+    name the server's certificate must carry when it is not the address's host.
+    """
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     address = address.replace("0.0.0.0", "127.0.0.1", 1)
-    with grpc.insecure_channel(address) as channel:
+    if ca_file is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        try:
+            roots = Path(ca_file).read_bytes()
+        except OSError as e:
+            print(f"cannot read the CA file {ca_file}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
@@ -122,6 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--address", help="host:port (default: WORKSPACE_HOST:WORKSPACE_GRPC_PORT)")
     probe.add_argument("--service", default="", help="service name to check; '' is the whole server")
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    probe.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="call over TLS (default: when WORKSPACE_TLS_CERT_FILE is set)",
+    )
+    probe.add_argument(
+        "--ca-file",
+        help="PEM CA certificates to trust over TLS (default: the chain in WORKSPACE_TLS_CERT_FILE)",
+    )
+    probe.add_argument("--server-name", help="the name the server's certificate carries, if not the address's host")
     args = parser.parse_args(argv)
 
     try:
@@ -132,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     if args.command == "healthcheck":
-        return healthcheck(args.address or f"{settings.host}:{settings.grpc_port}", args.service, args.timeout)
+        tls = bool(settings.tls_cert_file or args.ca_file) if args.tls is None else args.tls
+        ca_file = (args.ca_file or settings.tls_cert_file) if tls else None
+        if tls and not ca_file:
+            print("healthcheck --tls: give --ca-file (WORKSPACE_TLS_CERT_FILE is not set)", file=sys.stderr)
+            return 2
+        address = args.address or f"{settings.host}:{settings.grpc_port}"
+        return healthcheck(address, args.service, args.timeout, ca_file=ca_file, server_name=args.server_name)
     from .observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.replica_id)
@@ -143,8 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         from .storage.migrate import upgrade
 
-        upgrade(settings.database_url)
-        log.info("database migrated", extra={"database": settings.database_url_for_display})
+        target = settings.database_url
+        if settings.database_pooler == "transaction":
+            # Alembic's DDL, version table and session state want one server connection: not a transaction pooler.
+            if not settings.database_listen_url:
+                print(
+                    "cannot migrate through a transaction pooler (WORKSPACE_DATABASE_POOLER=transaction): set"
+                    " WORKSPACE_DATABASE_LISTEN_URL to a direct connection, or run migrate with"
+                    " WORKSPACE_DATABASE_URL direct and WORKSPACE_DATABASE_POOLER=none",
+                    file=sys.stderr,
+                )
+                return 2
+            target = settings.database_listen_url
+        upgrade(target)
+        log.info("database migrated", extra={"database": _display(target)})
         return 0
     try:
         asyncio.run(serve(settings))

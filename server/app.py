@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
@@ -47,6 +48,7 @@ from .api.activity import ActivityServicer
 from .api.agenda import AgendaServicer
 from .api.auth import AuthServicer
 from .api.chat import ChatServicer
+from .api.compression import SERVER_COMPRESSION_OPTION, ReplyCompression
 from .api.errors import ErrorInterceptor
 from .api.lots import LotsServicer
 from .api.monitoring import MonitoringServicer, OpenStatsStreams
@@ -76,7 +78,8 @@ from .interception import Admission, InterceptorPipeline
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics, ServerCollector, ServerGauges
 from .observability.stats import ReplicaMeter
-from .settings import Settings, database_url
+from .rate_limits import Rate, RateClass, RateLimits, classify
+from .settings import Settings, parse_rate
 from .storage.database import create_engine, pool_usage, probe
 from .storage.unit_of_work import SqlUnitOfWorkFactory
 from .workers import WorkerProcesses
@@ -223,7 +226,9 @@ class Application:
 
 
 async def build(settings: Settings) -> Application:
-    engine = create_engine(settings.async_database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.async_database_url, pool_size=settings.db_pool_size, pooler=settings.database_pooler
+    )
     uow = SqlUnitOfWorkFactory(engine)
     hasher = Argon2Hasher(
         time_cost=settings.argon2_time_cost,
@@ -278,12 +283,14 @@ async def build(settings: Settings) -> Application:
     activity_streams = ActivityStreams(hub, uow, current)
     listener = None
     if engine.dialect.name == "postgresql":
-        listener = PostgresListener(
-            database_url(settings.database_url, asynchronous=False).replace("+psycopg", ""),
-            hub.wake,
-            hub.offer_live,
-            instance=instance,
-        )
+        if settings.listen_conninfo is not None:
+            listener = PostgresListener(settings.listen_conninfo, hub.wake, hub.offer_live, instance=instance)
+        else:  # LISTEN through a transaction pooler would never hear anything: say so rather than pretend
+            log.warning(
+                "WORKSPACE_DATABASE_POOLER=transaction without WORKSPACE_DATABASE_LISTEN_URL: no LISTEN, so other"
+                " replicas' events reach this one's streams only by polling, and their typing not at all",
+                extra={"poll_seconds": settings.event_poll_seconds},
+            )
 
         async def send_to_other_replicas(event: LiveEvent) -> None:
             async with engine.connect() as connection:
@@ -326,10 +333,17 @@ async def build(settings: Settings) -> Application:
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
     admission = Admission()
     interceptors = [AccessLogInterceptor(metrics), admission, ErrorInterceptor(), AuthInterceptor(codec, principals)]
+    if settings.rate_limits == "on":
+        limits = rate_limits(settings, metrics)
+        # By address before authentication (floods of bad tokens count too), by person after it.
+        interceptors[3:] = [limits.by_address, interceptors[3], limits.by_person]
+    # Innermost: only replies worth compressing keep the compression level below (server/api/compression.py).
+    interceptors.append(ReplyCompression())
     server = grpc.aio.server(
         interceptors=[InterceptorPipeline(interceptors)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
+            SERVER_COMPRESSION_OPTION,  # gzip, for clients that accept it; negotiated per call by grpc
             ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -364,7 +378,9 @@ async def build(settings: Settings) -> Application:
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{_host_for_url(settings.host)}:{settings.grpc_port}")
+    bind = f"{_host_for_url(settings.host)}:{settings.grpc_port}"
+    credentials = server_credentials(settings)
+    port = server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
     return Application(
         settings=settings,
         server=server,
@@ -379,6 +395,41 @@ async def build(settings: Settings) -> Application:
         instance=instance,
         port=port,
         _closers=[engine.dispose, hasher.close, reports.close],
+    )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS from WORKSPACE_TLS_CERT_FILE / _KEY_FILE (checked by ``Settings.validate``); None: plaintext."""
+    if not settings.tls_cert_file:
+        return None
+    with open(settings.tls_cert_file, "rb") as cert, open(settings.tls_key_file, "rb") as key:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+
+
+def rate_limits(settings: Settings, metrics: RpcMetrics) -> RateLimits:
+    """The limits of WORKSPACE_RATE_*, for every RPC of every service (classified from the descriptors)."""
+    pool = descriptor_pool.Default()
+
+    def rate(name: str) -> Rate | None:
+        parsed = parse_rate(name, getattr(settings, name))
+        return None if parsed is None else Rate(*parsed)
+
+    return RateLimits(
+        classify(pool.FindServiceByName(name) for name in SERVICE_NAMES),
+        per_person={
+            RateClass.WRITE: rate("rate_write_person"),
+            RateClass.READ: rate("rate_read_person"),
+            RateClass.STREAM: rate("rate_stream_person"),
+        },
+        per_address={
+            RateClass.LOGIN: rate("rate_login_address"),
+            RateClass.WRITE: rate("rate_write_address"),
+            RateClass.READ: rate("rate_read_address"),
+            RateClass.STREAM: rate("rate_stream_address"),
+        },
+        max_streams_per_person=settings.rate_max_streams_per_person,
+        trusted_proxies=settings.trusted_proxies,
+        refused=metrics.rate_limited,
     )
 
 

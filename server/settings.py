@@ -6,7 +6,10 @@ everything else receives the values it needs as arguments.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +23,18 @@ PRODUCTION_MIN_ADMIN_PASSWORD = 12
 #: Shortest JWT secret accepted (RFC 7518 §3.2: an HS256 key is at least 256 bits).
 MIN_JWT_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite:///./data/workspace.db"
+
+
+#: Default rate limits (token buckets: a sustained rate per second, and the burst a full bucket allows).
+#: Far above what a person at a desk does, so only scripts gone wrong and floods meet them.
+RATE_LOGIN = "10/s burst 100"
+RATE_WRITE = "50/s burst 500"
+RATE_WRITE_ADDRESS = "200/s burst 2000"
+RATE_READ = "100/s burst 1000"
+RATE_READ_ADDRESS = "500/s burst 5000"
+RATE_STREAM = "5/s burst 50"
+RATE_STREAM_ADDRESS = "20/s burst 200"
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*s(?:\s+burst\s+(\d+))?\s*$")
 
 
 #: Settings whose empty value is a choice (none), not "use the default".
@@ -61,7 +76,37 @@ class Settings:
     cors_origins: str = _doc(
         "browser origins allowed to call through the gateway, comma-separated (`*`: any); empty: none", default=""
     )
+    tls_cert_file: str = _doc(
+        "PEM certificate chain the gRPC server presents (TLS, docs/DEPLOYMENT.md); empty: plaintext."
+        " Set together with WORKSPACE_TLS_KEY_FILE",
+        default="",
+    )
+    tls_key_file: str = _doc("PEM private key of WORKSPACE_TLS_CERT_FILE", default="")
+    gateway_tls_cert_file: str = _doc(
+        "PEM certificate chain the gateway presents on WORKSPACE_HTTP_PORT (HTTPS, gRPC over TLS); empty:"
+        " plaintext. Set together with WORKSPACE_GATEWAY_TLS_KEY_FILE",
+        default="",
+    )
+    gateway_tls_key_file: str = _doc("PEM private key of WORKSPACE_GATEWAY_TLS_CERT_FILE", default="")
+    gateway_upstream_ca_file: str = _doc(
+        "PEM CA certificates the gateway trusts for its replicas; set: it talks TLS to them (they serve"
+        " WORKSPACE_TLS_CERT_FILE); empty: plaintext",
+        default="",
+    )
     database_url: str = _doc("SQLAlchemy URL; sqlite:// and postgresql:// are accepted", default=DEFAULT_DATABASE_URL)
+    database_pooler: str = _doc(
+        "`none`, or `transaction`: WORKSPACE_DATABASE_URL reaches PostgreSQL through a pooler in transaction mode"
+        " (PgBouncer), so prepared statements are off and cross-replica wake-ups need WORKSPACE_DATABASE_LISTEN_URL"
+        " (docs/OPERATIONS.md)",
+        default="none",
+    )
+    database_listen_url: str = _doc(
+        "PostgreSQL URL the replica LISTENs on for other replicas' wake-ups and typing: a direct or session-mode"
+        " connection; empty: WORKSPACE_DATABASE_URL, or none with WORKSPACE_DATABASE_POOLER=transaction (the"
+        " event hub then only polls, every WORKSPACE_EVENT_POLL_SECONDS). With a transaction pooler, `migrate`"
+        " runs on it too",
+        default="",
+    )
     admin_password: str | None = _doc("password of the `admin` account created on first start", default=None)
     jwt_secret: str = _doc("HMAC secret for access tokens", default=DEVELOPMENT_JWT_SECRET)
     access_token_ttl: int = _doc("access token lifetime, seconds", default=15 * 60)
@@ -119,6 +164,40 @@ class Settings:
         default="",
     )
     agenda_max_range_days: int = _doc("longest range one ListEvents call may ask for, days", default=366)
+    rate_limits: str = _doc(
+        "`on`: every RPC is rate-limited by class, per person and per client address (docs/OPERATIONS.md); "
+        "`off`: no limit at all",
+        default="on",
+    )
+    rate_login_address: str = _doc(
+        "Login and Refresh calls per client address: `RATE/s burst N` (a token bucket), or `off`", default=RATE_LOGIN
+    )
+    rate_write_person: str = _doc(
+        "calls that change something, per person: `RATE/s burst N` or `off`", default=RATE_WRITE
+    )
+    rate_write_address: str = _doc(
+        "calls that change something, per client address: `RATE/s burst N` or `off`", default=RATE_WRITE_ADDRESS
+    )
+    rate_read_person: str = _doc("other unary calls, per person: `RATE/s burst N` or `off`", default=RATE_READ)
+    rate_read_address: str = _doc(
+        "other unary calls, per client address: `RATE/s burst N` or `off`", default=RATE_READ_ADDRESS
+    )
+    rate_stream_person: str = _doc(
+        "streams opened (StreamEvents, StreamActivity, StreamStats), per person: `RATE/s burst N` or `off`",
+        default=RATE_STREAM,
+    )
+    rate_stream_address: str = _doc(
+        "streams opened, per client address: `RATE/s burst N` or `off`", default=RATE_STREAM_ADDRESS
+    )
+    rate_max_streams_per_person: int = _doc(
+        "streams one person may have open on one replica; a newer one ends their oldest (`TOO_MANY_STREAMS`)",
+        default=20,
+    )
+    rate_trusted_proxies: str = _doc(
+        "addresses or networks (CIDR), comma-separated, of the gateways whose `x-forwarded-for` names the client "
+        "address; from any other peer the header is ignored. Empty: none (each call counts for its peer)",
+        default="",
+    )
     log_level: str = _doc("debug, info, warning or error", default="info")
     replica_id: str = _doc("name of this replica in logs and stats", default_factory=socket.gethostname)
 
@@ -213,8 +292,31 @@ class Settings:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         database_url(self.database_url, asynchronous=True)  # raises SettingsError naming the variable
+        postgres = database_url(self.database_url, asynchronous=True).startswith("postgresql")
+        if self.database_pooler not in ("none", "transaction"):
+            raise bad("database_pooler", "must be 'none' or 'transaction'")
+        if self.database_pooler != "none" and not postgres:
+            raise bad("database_pooler", "applies to PostgreSQL only (WORKSPACE_DATABASE_URL is not postgresql://)")
+        if self.database_listen_url:
+            if not postgres:
+                raise bad(
+                    "database_listen_url", "applies to PostgreSQL only (WORKSPACE_DATABASE_URL is not postgresql://)"
+                )
+            if self.database_listen_url.partition("://")[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+                raise bad("database_listen_url", "must be a postgresql:// URL")
+        for cert, key in (("tls_cert_file", "tls_key_file"), ("gateway_tls_cert_file", "gateway_tls_key_file")):
+            check_tls_pair(self, cert, key)
+        if self.gateway_upstream_ca_file:
+            check_ca_file(self, "gateway_upstream_ca_file")
         if not 1 <= self.agenda_max_range_days <= 3660:
             raise bad("agenda_max_range_days", "must be between 1 and 3660")
+        if self.rate_limits not in ("on", "off"):
+            raise bad("rate_limits", "must be 'on' or 'off'")
+        for name in RATE_SETTINGS:
+            parse_rate(name, getattr(self, name))  # raises SettingsError naming the variable
+        if self.rate_max_streams_per_person < 1:
+            raise bad("rate_max_streams_per_person", "must be at least 1")
+        self.trusted_proxies  # noqa: B018 - raises SettingsError naming the variable
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise bad("log_level", "must be debug, info, warning or error")
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -228,12 +330,37 @@ class Settings:
                 )
 
     @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """WORKSPACE_RATE_TRUSTED_PROXIES as networks."""
+        networks = []
+        for item in filter(None, (i.strip() for i in self.rate_trusted_proxies.split(","))):
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise SettingsError(
+                    f"{PREFIX}RATE_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return tuple(networks)
+
+    @property
     def async_database_url(self) -> str:
         return database_url(self.database_url, asynchronous=True)
 
     @property
     def sync_database_url(self) -> str:
         return database_url(self.database_url, asynchronous=False)
+
+    @property
+    def listen_conninfo(self) -> str | None:
+        """The libpq URL the event listener connects to, or None: no LISTEN (SQLite, or a transaction pooler
+        without WORKSPACE_DATABASE_LISTEN_URL: LISTEN there would never hear anything)."""
+        if self.database_listen_url:
+            url = self.database_listen_url
+        elif self.database_pooler == "none" and self.async_database_url.startswith("postgresql"):
+            url = self.database_url
+        else:
+            return None
+        return "postgresql://" + url.partition("://")[2]
 
     @property
     def database_url_for_display(self) -> str:
@@ -249,6 +376,89 @@ class Settings:
             default = "hostname" if f.name == "replica_id" else repr(f.default) if f.default is not None else "unset"
             rows.append((PREFIX + f.name.upper(), default, f.metadata["doc"]))
         return rows
+
+
+def _readable(settings: Settings, name: str) -> Path:
+    """The file a setting names, or a SettingsError naming the variable when it is missing or unreadable."""
+    path = Path(getattr(settings, name))
+    variable = PREFIX + name.upper()
+    if not path.is_file():
+        raise SettingsError(f"{variable}: no such file: {path}")
+    try:
+        path.read_bytes()
+    except OSError as e:
+        raise SettingsError(f"{variable}: cannot read {path}: {e.strerror or e}") from None
+    return path
+
+
+def check_tls_pair(settings: Settings, cert_name: str, key_name: str) -> None:
+    """Both or neither; readable PEM files; the key is the certificate's (``ssl`` checks, as grpc would)."""
+    import ssl
+
+    cert, key = getattr(settings, cert_name), getattr(settings, key_name)
+    if not cert and not key:
+        return
+    if not cert or not key:
+        missing, given = (cert_name, key_name) if not cert else (key_name, cert_name)
+        raise SettingsError(f"{PREFIX}{missing.upper()}: must be set with {PREFIX}{given.upper()} (both or neither)")
+    cert_path, key_path = _readable(settings, cert_name), _readable(settings, key_name)
+    if b"-----BEGIN CERTIFICATE-----" not in cert_path.read_bytes():
+        raise SettingsError(f"{PREFIX}{cert_name.upper()}: {cert_path} holds no PEM certificate")
+    if b"PRIVATE KEY-----" not in key_path.read_bytes():
+        raise SettingsError(f"{PREFIX}{key_name.upper()}: {key_path} holds no PEM private key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_path, key_path, password=b"")  # an encrypted key fails: grpc cannot use one
+    except ssl.SSLError as e:
+        if "KEY_VALUES_MISMATCH" in str(e) or "key values mismatch" in str(e):
+            raise SettingsError(
+                f"{PREFIX}{key_name.upper()}: {key_path} is not the key of the certificate in"
+                f" {PREFIX}{cert_name.upper()}"
+            ) from None
+        raise SettingsError(
+            f"{PREFIX}{cert_name.upper()} / {PREFIX}{key_name.upper()}: {cert_path} and {key_path} are not a"
+            f" PEM certificate chain and its unencrypted key ({e.reason or e})"
+        ) from None
+
+
+def check_ca_file(settings: Settings, name: str) -> None:
+    import ssl
+
+    path = _readable(settings, name)
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as e:
+        raise SettingsError(f"{PREFIX}{name.upper()}: {path} holds no PEM CA certificate ({e.reason or e})") from None
+
+
+#: The settings that hold one rate limit each (``parse_rate``).
+RATE_SETTINGS = (
+    "rate_login_address",
+    "rate_write_person",
+    "rate_write_address",
+    "rate_read_person",
+    "rate_read_address",
+    "rate_stream_person",
+    "rate_stream_address",
+)
+
+
+def parse_rate(name: str, text: str) -> tuple[float, int] | None:
+    """``"RATE/s burst N"`` as (calls per second, burst), ``"off"`` as None; ``burst N`` is optional (then the
+    rate rounded up, at least 1). Raises ``SettingsError`` naming the variable."""
+    if text.strip().lower() == "off":
+        return None
+    match = _RATE.match(text)
+    variable = PREFIX + name.upper()
+    if match is None:
+        raise SettingsError(f"{variable}={text!r} is not a rate: write e.g. '10/s burst 40' or 'off'")
+    rate = float(match.group(1))
+    burst = int(match.group(2)) if match.group(2) else max(1, math.ceil(rate))
+    if not 0.001 <= rate <= 1_000_000:
+        raise SettingsError(f"{variable}={text!r}: the rate must be between 0.001 and 1000000 per second")
+    if not 1 <= burst <= 10_000_000:
+        raise SettingsError(f"{variable}={text!r}: the burst must be between 1 and 10000000")
+    return rate, burst
 
 
 def database_url(url: str, *, asynchronous: bool) -> str:

@@ -91,3 +91,20 @@ def test_report_bench_measures_both_ways_of_drawing() -> None:
         ("server", "reports"),
     ], out
     assert all(int(row[-2]) > 0 for row in rows if row[2] == "reports"), out  # reports were drawn meanwhile
+
+
+def test_compression_bench_counts_fewer_bytes_with_gzip() -> None:
+    out = run_bench(str(BENCH / "compression.py"), "--messages", "250", "--rounds", "2")
+    rows = {line[:18].strip(): line[18:].split() for line in out.splitlines() if line.startswith(("gRPC", "REST/"))}
+    paths = ("gRPC direct", "gRPC/Envoy", "REST/Envoy")
+    assert set(rows) == {*paths, *(f"{path} gzip" for path in paths)}, out
+    for path in paths:  # bytes on the wire, counted by the bench's relay: not times
+        assert float(rows[f"{path} gzip"][0]) < float(rows[path][0]) / 2, out
+
+
+def test_soak_bench_restarts_a_replica_and_counts_what_was_lost() -> None:
+    argv = [str(BENCH / "soak.py"), "--minutes", "0.25", "--people", "10", "--rate", "4", "--restarts", "1"]
+    out = run_bench(*argv, "--sample", "5", "--database-url", POSTGRES_URL)
+    assert "restarting replica1" in out, out
+    line = next(line for line in out.splitlines() if line.startswith("deliveries:"))
+    assert line.endswith("lost: 0; duplicated: 0"), out  # losing or repeating a message is a bug, not a figure

@@ -65,7 +65,7 @@ COVERAGE_FLOOR ?= 85
 test: tools system ## run the whole suite (SQLite and PostgreSQL), lint included
 	$(MAKE) --no-print-directory lint
 	@rm -f .coverage .coverage.*
-	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report= $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report= --durations=15 $(PYTEST_ARGS)
 	$(PY) -m coverage report
 	@echo "server/ coverage (floor $(COVERAGE_FLOOR) %): $$($(PY) -m coverage report --include='server/*' --format=total) %"
 	@$(PY) -m coverage report --include='server/*' --fail-under=$(COVERAGE_FLOOR) --format=total >/dev/null \
@@ -93,6 +93,7 @@ bench: $(STAMP) system ## run the benchmarks on SQLite (print figures, assert no
 	$(PY) bench/stats.py
 	$(PY) bench/report.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/desktop.py
 	$(PY) bench/soak.py
 
 vendor-protos: $(STAMP) ## copy the googleapis protos we import from the pinned package

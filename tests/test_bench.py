@@ -108,3 +108,13 @@ def test_soak_bench_restarts_a_replica_and_counts_what_was_lost() -> None:
     assert "restarting replica1" in out, out
     line = next(line for line in out.splitlines() if line.startswith("deliveries:"))
     assert line.endswith("lost: 0; duplicated: 0"), out  # losing or repeating a message is a bug, not a figure
+
+
+def test_desktop_bench_times_the_screen_and_counts_memory_and_widgets() -> None:
+    argv = [str(BENCH / "desktop.py"), "--messages", "15", "--interval-ms", "20-40", "--history", "260"]
+    out = run_bench(*argv, "--small", "30")
+    for row in ("bare event stream", "app's message view", "the app adds", "before opening", "260 messages"):
+        assert f"\n{row} " in out, out
+    history = next(line.split() for line in out.splitlines() if line.startswith("260 messages"))
+    assert history[2:4] == ["260", "5"], out  # every message loaded, 5 older pages after the last one
+    assert "scrolled to the beginning: yes" in out, out

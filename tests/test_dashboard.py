@@ -27,6 +27,7 @@ from dashboard.window import MainWindow
 from workspace.v1 import auth_pb2, chat_pb2, monitoring_pb2, users_pb2
 from workspace_client import FileTokenStore, NotSignedIn, Session, StreamState, Unreachable, event_stream
 
+from .certificates import make_authority
 from .databases import fresh_database
 from .desktop import VirtualDisplay, pump, settle, virtual_display
 from .servers import ADMIN_PASSWORD, ROOT, ServerProcess
@@ -463,3 +464,25 @@ def test_the_dashboard_bench_runs_briefly() -> None:
         assert f"\n{window} " in done.stdout, done.stdout
     charts_ticks = int(done.stdout.split("charts tab")[1].split()[1])
     assert charts_ticks > 0, done.stdout  # the dashboard in the bench did log in and receive figures
+
+
+def test_the_dashboard_connects_with_tls_when_told(window: ttk.Window, tmp_path: Path) -> None:
+    """`python -m dashboard --ca-file ca.pem`: it trusts that CA and talks TLS to a TLS-only server."""
+    authority = make_authority(tmp_path / "tls")
+    with fresh_database("sqlite", tmp_path) as url:
+        server = ServerProcess(
+            url, WORKSPACE_TLS_CERT_FILE=str(authority.chain), WORKSPACE_TLS_KEY_FILE=str(authority.server_key)
+        ).start()
+        try:
+            app = DashboardApp(
+                window,
+                server.address,
+                thresholds=Thresholds(),
+                resume=False,
+                session_options={"ca_file": str(authority.ca)},
+            )
+            log_in(window, app, server.address, "admin", ADMIN_PASSWORD)
+            main = main_of(window, app)
+            pump(window, lambda: status(main).startswith("● Live"), 30, "live figures over TLS")
+        finally:
+            assert server.terminate() == 0

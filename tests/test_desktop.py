@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import sys
 import threading
+import time
 import tkinter as tk
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from desktop.window import MainWindow
 from workspace.v1 import agenda_pb2, chat_pb2, lots_pb2, monitoring_pb2, presence_pb2, users_pb2
 from workspace_client import FileTokenStore, Session, Unreachable, event_stream
 
+from .certificates import make_authority
 from .databases import fresh_database
 from .desktop import VirtualDisplay, pump, settle, virtual_display
 from .servers import ADMIN_PASSWORD, ServerProcess
@@ -815,3 +818,94 @@ def _try_login(session: Session, username: str, password: str) -> bool:
     except Unreachable:
         return False
     return True
+
+
+def test_the_app_connects_with_tls_when_told(window: ttk.Window, tmp_path: Path) -> None:
+    """`python -m desktop --ca-file ca.pem`: the app trusts that CA and talks TLS to a TLS-only server."""
+    authority = make_authority(tmp_path / "tls")
+    with fresh_database("sqlite", tmp_path) as url:
+        server = ServerProcess(
+            url, WORKSPACE_TLS_CERT_FILE=str(authority.chain), WORKSPACE_TLS_KEY_FILE=str(authority.server_key)
+        ).start()
+        try:
+            app = DesktopApp(window, server.address, resume=False, session_options={"ca_file": str(authority.ca)})
+            log_in(app, server.address, "admin", ADMIN_PASSWORD)
+            main = main_of(window, app)
+            pump(window, lambda: status(main) == "● Connected" and main.live, 30, "the live stream over TLS")
+        finally:
+            assert server.terminate() == 0
+
+
+def test_unfocused_window_counts_new_messages_in_its_title_and_notifies(
+    window: ttk.Window, sqlite_server: ServerProcess, tmp_path: Path
+) -> None:
+    address = sqlite_server.address
+    admin = admin_session(address, tmp_path)
+    me, password = new_account(admin, "Dana")
+    ann = Other(address, admin, tmp_path)
+    admin.close()
+    shown: list[tuple[str, str]] = []
+    app = DesktopApp(window, address, resume=False, notifier=lambda title, body: shown.append((title, body)))
+    log_in(app, address, me.username, password)
+    main = main_of(window, app)
+    chat = main.chat
+    pump(window, lambda: main.live, 20, "the live stream")
+    assert window.title() == "Workspace — Dana"
+    group = chat_pb2.CreateGroupConversationRequest(name="Team room", member_ids=[me.id])
+    room = ann.session.call(ann.session.chat.CreateGroupConversation, group).conversation
+    pump(window, lambda: room.id in chat.conversations, 15, "the new conversation")
+
+    # The window loses focus; Ann writes: a badge in the title, and a notification.
+    window.event_generate("<FocusOut>")
+    ann.say(room.id, "Are you there?")
+    pump(window, lambda: window.title() == "(1) Workspace — Dana", 15, "the badge")
+    assert shown == [("Ann Example in Team room", "Are you there?")]
+    ann.say(room.id, "Hello?")
+    pump(window, lambda: window.title() == "(2) Workspace — Dana", 15, "the second message in the badge")
+    assert [body for _, body in shown] == ["Are you there?", "Hello?"]
+
+    # Back to the window: the badge goes.
+    window.event_generate("<FocusIn>")
+    assert window.title() == "Workspace — Dana"
+
+    # A message while the window has focus: no badge, no notification.
+    ann.say(room.id, "There you are")
+    pump(window, lambda: row(main, room.id).get("last") == "There you are", 15, "the message in the list")
+    settle(window, 0.3)
+    assert window.title() == "Workspace — Dana" and len(shown) == 2
+
+    # Her own messages never count, focused or not.
+    chat.open(room.id)
+    pump(window, lambda: "There you are" in chat.message_text(), 15, "the conversation")
+    window.event_generate("<FocusOut>")
+    chat.compose.insert(0, "Yes, here")
+    chat.send_button.invoke()
+    pump(window, lambda: "Yes, here" in chat.message_text() and not chat.outbox, 15, "her message sent")
+    settle(window, 0.3)
+    assert window.title() == "Workspace — Dana" and len(shown) == 2
+
+    # Logged out: the title is the app's alone.
+    main.settings.logout_button.invoke()
+    pump(window, lambda: app.login is not None, 10, "the login screen")
+    assert window.title() == "Workspace"
+    ann.close()
+    app.close()
+
+
+def test_notifications_use_notify_send_when_it_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop.notify import notify_send
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    notify_send("Ann Example", "Are you there?")  # no notify-send: nothing happens, nothing fails
+    tool = tmp_path / "bin" / "notify-send"
+    tool.parent.mkdir()
+    said = tmp_path / "said.json"
+    tool.write_text(f'#!{sys.executable}\nimport json, sys\nopen({str(said)!r}, "w").write(json.dumps(sys.argv[1:]))\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tool.parent))
+    notify_send("Ann Example", "Are you there?")
+    deadline = time.monotonic() + 15
+    while not (said.exists() and said.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    arguments = json.loads(said.read_text())
+    assert arguments[-3:] == ["--", "Ann Example", "Are you there?"] and "--app-name=Workspace" in arguments

@@ -132,6 +132,20 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy:
     return st.fixed_dictionaries({}, optional=optional).map(build)  # type: ignore[arg-type]
 
 
+def deeply_nested(levels: int) -> bytes:
+    """Field 1 holding field 1 holding field 1 ... ``levels`` deep: a parser that recurses must stop somewhere."""
+    payload = b""
+    for _ in range(levels):
+        size, length = len(payload), b""
+        while True:
+            byte, size = size & 0x7F, size >> 7
+            length += bytes([byte | (0x80 if size else 0)])
+            if not size:
+                break
+        payload = b"\x0a" + length + payload
+    return payload
+
+
 def every_rpc() -> list[tuple[str, object]]:
     pool = descriptor_pool.Default()
     found = []
@@ -245,6 +259,7 @@ def test_bytes_that_are_no_message_are_invalid_argument(fuzzed, path: str, metho
         check(server, admin, path, error)
 
     one()
+    check(server, admin, path, call(server, admin, path, method, deeply_nested(5000)))
     for corrupt in (b"\xff\xff\xff", b"\x0a\x05ab", b"\x08" + b"\xff" * 11):
         error = call(server, admin, path, method, corrupt)
         assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT, path

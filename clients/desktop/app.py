@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import gc
 import tkinter as tk
+from collections.abc import Callable
 from typing import Any
 
 import ttkbootstrap as ttk
+from workspace.v1 import chat_pb2
 from workspace_client import Session
 from workspace_client.tk_bridge import Controller
 
 from . import backend
+from .chat import one_line
 from .login import LoginView
+from .notify import notify_send
 from .settings import saved_theme
 from .window import MainWindow
 
@@ -27,8 +31,16 @@ class DesktopApp:
         session_options: dict[str, Any] | None = None,
         resume: bool = True,
         theme: str | None = None,
+        notifier: Callable[[str, str], None] = notify_send,
     ) -> None:
         self.root = root
+        #: Shows a desktop notification (title, body) for a message that arrives while the window is not focused.
+        self.notifier = notifier
+        #: Messages from others that arrived while the window was not focused: the badge in the title.
+        self.unseen = 0
+        self.focused = root.focus_displayof() is not None
+        root.bind("<FocusIn>", self._focus_in, add="+")
+        root.bind("<FocusOut>", self._focus_out, add="+")
         self.address = address
         self.session_options = session_options or {}
         self.theme = theme or saved_theme()
@@ -82,6 +94,9 @@ class DesktopApp:
             gc.collect()  # Tk variables and images must die in Tk's thread, not in a worker's collection
         self.main = MainWindow(self.root, self.controller, session, self.logout, self.set_theme, self.theme)
         self.main.pack(fill="both", expand=True)
+        self.main.chat.on_incoming = self._incoming
+        self.unseen = 0
+        self._show_title()
         self.main.start()
 
     def logout(self, message: str = "") -> None:
@@ -92,6 +107,8 @@ class DesktopApp:
             self.main.destroy()
             self.main = None
             gc.collect()
+        self.unseen = 0
+        self._show_title()
         if session is not None:
 
             def end() -> None:
@@ -103,6 +120,43 @@ class DesktopApp:
             self.controller.run(end)
         if self.login is None:
             self.show_login(message)
+
+    # --- focus, the badge and notifications --------------------------------------------------------------------
+
+    def _focus_in(self, _event: tk.Event) -> None:
+        self.focused = True
+        if self.unseen:
+            self.unseen = 0
+            self._show_title()
+
+    def _focus_out(self, _event: tk.Event) -> None:
+        # Focus moving between two of the window's widgets is a FocusOut then a FocusIn: this is undone at once.
+        self.focused = False
+
+    def _show_title(self) -> None:
+        title = "Workspace"
+        user = self.session.user if self.session is not None and self.main is not None else None
+        if user is not None:
+            title += f" — {user.display_name or user.username}"
+        if self.unseen:
+            title = f"({self.unseen}) {title}"
+        self.root.title(title)
+
+    def _incoming(self, message: chat_pb2.Message) -> None:
+        """A new message from someone else: while the window is not focused, a badge and a notification."""
+        if self.focused or self.main is None:
+            return
+        self.unseen += 1
+        self._show_title()
+        chat = self.main.chat
+        sender = chat.name(message.sender_id)
+        conversation = chat.conversations.get(message.conversation_id)
+        if conversation is not None and conversation.kind != chat_pb2.CONVERSATION_KIND_DIRECT:
+            sender = f"{sender} in {conversation.name}"
+        try:
+            self.notifier(sender, one_line(message.text, 120) or "New message")
+        except Exception:  # a notification never breaks the app; the badge still counts
+            pass
 
     def close(self) -> None:
         if self.main is not None:

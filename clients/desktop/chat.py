@@ -107,6 +107,9 @@ class ChatView(ttk.Frame):
         self.sending = False
         #: Called when a message joins or leaves the outbox.
         self.on_outbox: Callable[[], None] = lambda: None
+        #: Called once per new message from someone else, as it arrives (notifications, the title's badge).
+        self.on_incoming: Callable[[chat_pb2.Message], None] = lambda message: None
+        self.newest_incoming = 0
         self.online = False
         self.typing: dict[tuple[int, int], float] = {}
         self.typing_sent: dict[int, float] = {}
@@ -814,6 +817,9 @@ class ChatView(ttk.Frame):
             self._show_title()
 
     def _message_arrived(self, message: chat_pb2.Message) -> None:
+        if message.sender_id != self.me and message.id > self.newest_incoming:  # a replayed event is not new
+            self.newest_incoming = message.id
+            self.on_incoming(message)
         conversation = self.conversations.get(message.conversation_id)
         if conversation is None:
             self.controller.run(

@@ -288,3 +288,30 @@ def log_in(address: str, username: str, password: str) -> Client:
 def another_device(server: HasAddress, person: Person) -> Client:
     """The same person, logged in a second time: another session, another device."""
     return log_in(server.address, person.user.username, person.password)
+
+
+def every_rpc() -> list[tuple[str, Any]]:
+    """(``/package.Service/Method``, method descriptor) of every RPC of every workspace.v1 service, from the
+    descriptors: a test parametrised by it covers an RPC the day it is added."""
+    from google.protobuf import descriptor_pool
+
+    from server.app import SERVICE_NAMES
+
+    pool = descriptor_pool.Default()
+    return [(f"/{s}/{m.name}", m) for s in SERVICE_NAMES for m in pool.FindServiceByName(s).methods]
+
+
+def call_raw(
+    channel: grpc.Channel, path: str, method: Any, payload: bytes, metadata: Sequence[tuple[str, str]], timeout: float
+) -> grpc.RpcError | None:
+    """Send ``payload`` (bytes) as the request of ``path``; for a stream, read its first message. None: it answered."""
+    kind = channel.unary_stream if method.server_streaming else channel.unary_unary
+    rpc = kind(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    try:
+        reply = rpc(payload, metadata=metadata, timeout=timeout)
+        if method.server_streaming:
+            next(iter(reply))
+            reply.cancel()
+    except grpc.RpcError as error:
+        return error
+    return None

@@ -15,14 +15,12 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.app import SERVICE_NAMES
-
-from .api import Client, Person, create_person
+from .api import Client, Person, call_raw, create_person, every_rpc
 from .databases import fresh_database
 from .servers import ADMIN_PASSWORD, ServerProcess, wait_until
 
@@ -82,14 +80,13 @@ def scalar(field: FieldDescriptor) -> st.SearchStrategy:
 def fill(message, field: FieldDescriptor, value) -> None:  # type: ignore[no-untyped-def]
     repeated = field.is_repeated
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        key, val = field.message_type.fields_by_name["key"], field.message_type.fields_by_name["value"]
+        val = field.message_type.fields_by_name["value"]
         target = getattr(message, field.name)
         for k, v in value:
             if val.message_type is not None:
                 target[k].CopyFrom(v)
             else:
                 target[k] = v
-        del key
     elif field.message_type is not None:
         if repeated:
             getattr(message, field.name).extend(value)
@@ -146,18 +143,7 @@ def deeply_nested(levels: int) -> bytes:
     return payload
 
 
-def every_rpc() -> list[tuple[str, object]]:
-    pool = descriptor_pool.Default()
-    found = []
-    for service in SERVICE_NAMES:
-        for method in pool.FindServiceByName(service).methods:
-            path = f"/{service}/{method.name}"
-            if path not in LEFT_OUT:
-                found.append((path, method))
-    return found
-
-
-RPCS = every_rpc()
+RPCS = [(path, method) for path, method in every_rpc() if path not in LEFT_OUT]
 
 
 class Bystander:
@@ -206,18 +192,8 @@ def fuzzed(
 
 
 def call(server: ServerProcess, admin: Client, path: str, method, payload: bytes) -> grpc.RpcError | None:  # type: ignore[no-untyped-def]
-    """Send ``payload`` as the request of ``path``; for a stream, read its first message. None: it answered."""
     with server.channel() as channel:
-        kind = channel.unary_stream if method.server_streaming else channel.unary_unary
-        rpc = kind(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        try:
-            reply = rpc(payload, metadata=admin.md, timeout=15)
-            if method.server_streaming:
-                next(iter(reply))
-                reply.cancel()
-        except grpc.RpcError as error:
-            return error
-    return None
+        return call_raw(channel, path, method, payload, admin.md, timeout=15)
 
 
 def check(server: ServerProcess, admin: Client, path: str, error: grpc.RpcError | None) -> None:

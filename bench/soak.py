@@ -37,6 +37,8 @@ from _common import ServerProcess, is_postgres, machine, migrated_server_env, po
 
 GROUP_SIZE = 10
 SEND_RETRY_SECONDS = 60.0
+#: After the traffic, how long streams get to catch up (longer than the client library's 30 s back-off cap).
+SETTLE_SECONDS = 60.0
 
 
 def rss_mb(pid: int) -> float:
@@ -188,7 +190,11 @@ def run(args: argparse.Namespace, url: str, replicas: int, workdir: Path, log) -
         for thread in pending:
             thread.join(SEND_RETRY_SECONDS + 15)
         sample()
-        time.sleep(5.0)  # the last deliveries
+        # The last deliveries: a stream of the restarted replica may still be in its back-off (up to 30 s).
+        # Wait until everyone has every message of their group, or SETTLE_SECONDS: what is missing then is lost.
+        settle_until = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < settle_until and any(set(sent[p.group]) - set(p.received) for p in people):
+            time.sleep(0.5)
         for person in people:
             person.stream.stop()
 

@@ -8,6 +8,8 @@ screen (a deadline, never a sleep). Screenshots go to tests/artifacts/ (Pillow's
 from __future__ import annotations
 
 import atexit
+import contextlib
+import gc
 import os
 import select
 import shutil
@@ -106,6 +108,42 @@ def virtual_display() -> Iterator[VirtualDisplay]:
         os.environ.pop("DISPLAY", None)
     else:
         os.environ["DISPLAY"] = previous
+
+
+#: Every Tk root the tests made, alive until the process ends (see ``new_root``).
+_ROOTS: list[tk.Misc] = []
+
+
+def _release_roots() -> None:
+    _ROOTS.clear()
+    gc.collect()
+
+
+def new_root(title: str, geometry: str = "1280x800+0+0") -> tk.Misc:
+    """A ttkbootstrap root window for one test; ``close_root`` ends it.
+
+    The root object itself is kept until the process ends. A Tcl interpreter must be deleted by the thread that
+    made it: if the last reference to a root (or to any widget, variable or image, which hold the root) went
+    away in a worker thread (an RPC's callback finishing, a garbage collection that a worker's allocation set
+    off), Tcl would abort the whole process ("Tcl_AsyncDelete: async handler deleted by the wrong thread").
+    Keeping the roots here means their interpreters are only deleted at exit, in the main thread, while the X
+    server still runs (atexit runs this before the display's own handler, registered earlier).
+    """
+    import ttkbootstrap as ttk
+
+    if not _ROOTS:
+        atexit.register(_release_roots)
+    root = ttk.Window(title=title, themename="bootstrap-light")
+    root.geometry(geometry)
+    _ROOTS.append(root)
+    return root
+
+
+def close_root(root: tk.Misc) -> None:
+    """Destroy a test's root window (the app may have destroyed it already) and collect what it held, here."""
+    with contextlib.suppress(tk.TclError):
+        root.destroy()
+    gc.collect()
 
 
 def pump(root: tk.Misc, condition: Callable[[], object], timeout: float = 15.0, message: str = "condition") -> object:

@@ -6,12 +6,9 @@ tests cover both), and each GUI story costs tens of seconds of a 2-core machine'
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import subprocess
 import sys
 import threading
-import tkinter as tk
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +26,7 @@ from workspace_client import FileTokenStore, NotSignedIn, Session, StreamState, 
 
 from .certificates import make_authority
 from .databases import fresh_database
-from .desktop import VirtualDisplay, pump, settle, virtual_display
+from .desktop import VirtualDisplay, close_root, new_root, pump, settle, virtual_display
 from .servers import ADMIN_PASSWORD, ROOT, ServerProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,12 +48,9 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 @pytest.fixture
 def window(screen: VirtualDisplay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ttk.Window]:
     monkeypatch.setenv("WORKSPACE_CLIENT_CONFIG_DIR", str(tmp_path / "config"))
-    root = ttk.Window(title="Workspace dashboard", themename="bootstrap-light")
-    root.geometry("1280x800+0+0")
-    yield root
-    with contextlib.suppress(tk.TclError):  # the app may have closed it already
-        root.destroy()
-    gc.collect()  # Tk images die here, in Tk's thread, not later in some worker thread's collection
+    root = new_root("Workspace dashboard")
+    yield root  # type: ignore[misc]
+    close_root(root)
 
 
 def open_dashboard(root: ttk.Window, address: str, username: str = "admin", password: str = ADMIN_PASSWORD):  # type: ignore[no-untyped-def]

@@ -1,21 +1,25 @@
-"""The dashboard application: the login screen, then the main window; one ``Controller`` for the network."""
+"""The dashboard application: the login screen, then the main window (the flow is the library's ``SignInApp``)."""
 
 from __future__ import annotations
 
 import tkinter as tk
 from typing import Any
 
-from workspace_client import Session
+from workspace_client import ResumableStream, Session
+from workspace_client.tk_app import SignInApp
 
 from . import backend
 from .config import Thresholds
-from .controller import Controller
-from .login import LoginView
 from .window import MainWindow
 
 
-class DashboardApp:
+class DashboardApp(SignInApp):
     """Builds the screens inside ``root`` (a ``ttk.Window``). Tests make one in-process and drive its widgets."""
+
+    heading = "Workspace dashboard"
+    subtitle = "Administrators only"
+    #: The dashboard always remembers its session (in the keyring or the owner-only file).
+    offer_stay = False
 
     def __init__(
         self,
@@ -27,80 +31,23 @@ class DashboardApp:
         resume: bool = True,
         stats_interval: float | None = None,
     ) -> None:
-        self.root = root
-        self.address = address
-        self.thresholds = thresholds if thresholds is not None else Thresholds.load()
-        self.session_options = session_options or {}
-        self.stats_interval = stats_interval
-        self.controller = Controller(root, name="dashboard")
-        self.session: Session | None = None
+        super().__init__(root, address, session_options=session_options, name="dashboard")
         self.main: MainWindow | None = None
-        self.login: LoginView | None = None
+        self.thresholds = thresholds if thresholds is not None else Thresholds.load()
+        self.stats_interval = stats_interval
         root.title("Workspace dashboard")
-        root.protocol("WM_DELETE_WINDOW", self.close)
-        self.show_login()
-        if resume:
-            self.controller.run(lambda: backend.resume(address, **self.session_options), self._resumed, lambda _e: None)
+        self.begin(resume)
 
-    def show_login(self, message: str = "") -> None:
-        self.login = LoginView(self.root, self.address, self._submit)
-        self.login.pack(fill="both", expand=True)
-        if message:
-            self.login.message.configure(text=message)
+    def sign_in(self, address: str, username: str, password: str, stay: bool) -> Session:
+        return backend.sign_in(address, username, password, **self.session_options)
 
-    def _submit(self, address: str, username: str, password: str) -> None:
-        self.address = address
-        self.controller.run(
-            lambda: backend.sign_in(address, username, password, **self.session_options),
-            self._signed_in,
-            self._refused,
-        )
+    def resume_session(self, address: str) -> Session | None:
+        return backend.resume(address, **self.session_options)
 
-    def _refused(self, error: Exception) -> None:
-        if self.login is not None:
-            self.login.show_error(error)
-
-    def _resumed(self, session: Session | None) -> None:
-        if session is not None and self.main is None:
-            self._signed_in(session)
-
-    def _signed_in(self, session: Session) -> None:
-        if self.main is not None:  # a remembered session came back while the person was logging in
-            self.controller.run(session.close)
-            return
-        self.session = session
-        if self.login is not None:
-            self.login.destroy()
-            self.login = None
-        self.main = MainWindow(
+    def open_main(self, session: Session) -> MainWindow:
+        return MainWindow(
             self.root, self.controller, session, self.thresholds, self.logout, stats_interval=self.stats_interval
         )
-        self.main.pack(fill="both", expand=True)
-        self.main.start()
 
-    def logout(self) -> None:
-        session, self.session = self.session, None
-        if self.main is not None:
-            self.main.stop()
-            self.main.destroy()
-            self.main = None
-        if session is not None:
-
-            def end() -> None:
-                try:
-                    session.logout()
-                finally:
-                    session.close()
-
-            self.controller.run(end)
-        self.show_login()
-
-    def close(self) -> None:
-        if self.main is not None:
-            for stream in self.main.streams:
-                stream.stop(timeout=2)
-            self.main.stop()
-        if self.session is not None:
-            self.session.close()
-        self.controller.close()
-        self.root.destroy()
+    def streams(self) -> list[ResumableStream]:
+        return list(self.main.streams) if self.main is not None else []

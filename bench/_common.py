@@ -11,6 +11,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -44,6 +45,26 @@ def postgres_schema(url: str, log: Callable[[str], None]) -> Iterator[str]:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         log(f"postgresql: dropped schema {schema}")
+
+
+@contextlib.contextmanager
+def bench_database(
+    database_url: str, prefix: str, log: Callable[[str], None] = print, sqlite_name: str = "bench.db"
+) -> Iterator[tuple[str, Path]]:
+    """A scratch folder and the run's database URL, both gone afterwards.
+
+    No URL: a fresh SQLite file in the folder. A PostgreSQL URL: a fresh schema in it (``postgres_schema``).
+    Any other URL is used as it is.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        if not database_url:
+            yield f"sqlite:///{workdir / sqlite_name}", workdir
+        elif is_postgres(database_url):
+            with postgres_schema(database_url, log) as url:
+                yield url, workdir
+        else:
+            yield database_url, workdir
 
 
 def machine() -> dict[str, str]:

@@ -37,7 +37,6 @@ import secrets
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from _common import GatewayProcess, ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import GatewayProcess, ServerProcess, bench_database, machine, migrated_server_env
 from workspace.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc
 
 PAGE = 200  # the largest page ListMessages allows
@@ -268,14 +267,8 @@ def main() -> int:
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     print("machine:", machine())
-    with tempfile.TemporaryDirectory(prefix="bench-compression-") as tmp:
-        workdir = Path(tmp)
-        with contextlib.ExitStack() as stack:
-            if args.database_url and is_postgres(args.database_url):
-                url = stack.enter_context(postgres_schema(args.database_url, print))
-            else:
-                url = f"sqlite:///{workdir / 'bench.db'}"
-            run(args, url, workdir)
+    with bench_database(args.database_url, "bench-compression-") as (url, workdir):
+        run(args, url, workdir)
     return 0
 
 

@@ -37,7 +37,6 @@ import re
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -46,7 +45,7 @@ from pathlib import Path
 
 import aiohttp
 import grpc
-from _common import GatewayProcess, ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import GatewayProcess, ServerProcess, bench_database, machine, migrated_server_env
 
 #: Per-call deadline: a stuck server or gateway fails calls instead of hanging the bench.
 CALL_TIMEOUT = 10.0
@@ -330,14 +329,7 @@ def run(args: argparse.Namespace) -> int:
         f"path; the load generator, the server and Envoy share these {info['cpus']} CPUs"
     )
     log(f"order, for each of {', '.join(args.calls)}: {', '.join(PATHS)}")
-    with tempfile.TemporaryDirectory(prefix="workspace-bench-") as tmp, contextlib.ExitStack() as stack:
-        workdir = Path(tmp)
-        if args.database_url:
-            url = args.database_url
-            if is_postgres(url):
-                url = stack.enter_context(postgres_schema(url, log))
-        else:
-            url = f"sqlite:///{workdir / 'bench.db'}"
+    with bench_database(args.database_url, "workspace-bench-", log) as (url, workdir), contextlib.ExitStack() as stack:
         log(f"database: {re.sub(r'//[^@/]*:[^@/]*@', '//***@', url)}")
         password = secrets.token_urlsafe(18)
         # One caller at full speed measures the paths, not the rate limits (docs/OPERATIONS.md).

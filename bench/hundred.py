@@ -18,13 +18,12 @@ import asyncio
 import contextlib
 import secrets
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import grpc
-from _common import ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import ServerProcess, bench_database, is_postgres, machine, migrated_server_env
 
 PEOPLE = 100
 GROUP_SIZE = 10
@@ -193,11 +192,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
     info = machine()
     log(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), Python {info['python']}, grpcio {info['grpcio']}")
-    with tempfile.TemporaryDirectory(prefix="workspace-bench-") as tmp, contextlib.ExitStack() as stack:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'hundred.db'}"
-        if is_postgres(url):
-            url = stack.enter_context(postgres_schema(url, log))
-        row = await run(args, url, Path(tmp), log)
+    with bench_database(args.database_url, "workspace-bench-", log, "hundred.db") as (url, workdir):
+        row = await run(args, url, workdir, log)
     print()
     head = (
         f"{'database':<10} {'replicas':>8} {'sent':>6} {'msg/s':>7} {'delivered':>9} {'p50 ms':>8} {'p99 ms':>8} "

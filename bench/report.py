@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import grpc
-from _common import ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import ServerProcess, bench_database, machine, migrated_server_env
 from google.type import date_pb2
 from workspace.v1 import auth_pb2, auth_pb2_grpc, lots_pb2, lots_pb2_grpc
 
@@ -152,14 +150,8 @@ def main() -> int:
     args = parser.parse_args()
     print("machine:", machine())
     print(f"items: {args.items}, probes per phase: {args.probes}")
-    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        workdir = Path(tmp)
-        with contextlib.ExitStack() as stack:
-            if args.database_url and is_postgres(args.database_url):
-                url = stack.enter_context(postgres_schema(args.database_url, print))
-            else:
-                url = f"sqlite:///{workdir / 'bench.db'}"
-            asyncio.run(run(args, url, workdir))
+    with bench_database(args.database_url, "bench-report-") as (url, workdir):
+        asyncio.run(run(args, url, workdir))
     return 0
 
 

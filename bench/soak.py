@@ -21,19 +21,17 @@ warm-up, nothing lost. It prints and never asserts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import secrets
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import grpc
-from _common import ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import ServerProcess, bench_database, is_postgres, machine, migrated_server_env
 
 GROUP_SIZE = 10
 SEND_RETRY_SECONDS = 60.0
@@ -238,14 +236,9 @@ def main() -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, contextlib.ExitStack() as stack:
-        workdir = Path(tmp)
+    with bench_database(args.database_url, "bench-soak-", log, "soak.db") as (url, workdir):
         os.environ["WORKSPACE_CLIENT_CONFIG_DIR"] = str(workdir / "client")
-        if args.database_url and is_postgres(args.database_url):
-            url = stack.enter_context(postgres_schema(args.database_url, log))
-            replicas = args.replicas
-        else:
-            url, replicas = f"sqlite:///{workdir / 'soak.db'}", 1
+        replicas = args.replicas if is_postgres(url) else 1
         run(args, url, replicas, workdir, log)
     return 0
 

@@ -22,12 +22,11 @@ import asyncio
 import contextlib
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import grpc
-from _common import ServerProcess, is_postgres, machine, migrated_server_env, postgres_schema
+from _common import ServerProcess, bench_database, machine, migrated_server_env
 from workspace.v1 import auth_pb2, auth_pb2_grpc, monitoring_pb2, monitoring_pb2_grpc
 
 PHASES = ("without #1", "with", "without #2")
@@ -130,13 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()))
     print(f"{args.seconds:g} s per phase, {args.dashboards} dashboards, {args.load:g} background calls/s")
-    with tempfile.TemporaryDirectory(prefix="bench-stats-") as scratch:
-        workdir = Path(scratch)
-        if args.database_url and is_postgres(args.database_url):
-            with postgres_schema(args.database_url, print) as url:
-                asyncio.run(run(args, url, workdir))
-        else:
-            asyncio.run(run(args, f"sqlite:///{workdir / 'bench.db'}", workdir))
+    with bench_database(args.database_url, "bench-stats-") as (url, workdir):
+        asyncio.run(run(args, url, workdir))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,12 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-from _common import ROOT, is_postgres, machine, postgres_schema
+from _common import ROOT, bench_database, is_postgres, machine
 
 sys.path[:0] = [str(ROOT), str(ROOT / "generated")]
 
@@ -178,10 +176,7 @@ def main() -> int:
     info = machine()
     log(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), Python {info['python']}")
     log(f"load: {args.concurrency} reads in flight, {args.seconds:g} s per path, pool of {POOL_SIZE} connections")
-    with tempfile.TemporaryDirectory(prefix="workspace-bench-") as tmp, contextlib.ExitStack() as stack:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        if is_postgres(url):
-            url = stack.enter_context(postgres_schema(url, log))
+    with bench_database(args.database_url, "workspace-bench-", log) as (url, _workdir):
         log(f"database: {url.split('://', 1)[0]}")
         asyncio.run(run(args, url, log))
     return 0

@@ -8,6 +8,7 @@ gRPC-Web, made by a real gRPC-Web client library, is in ``test_grpcweb``; the co
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,12 @@ def test_rest_monitoring(gateway: GatewayProcess, server: ServerProcess, person:
     status, body = error_of(mine, "GET", "/v1/stats")
     assert (status, body["code"]) == (403, 7)
 
-    lines, connection = read_lines(gateway, "/v1/stats:stream?interval=1s", admin.token)
+    lines, hang_up = read_lines(gateway, "/v1/stats:stream?interval=1s", admin.token)
     try:  # a tick at once, then every second, each a whole JSON object on its line
         first, second = lines.get(timeout=10)["stats"], lines.get(timeout=10)["stats"]
         assert datetime.fromisoformat(first["time"]) < datetime.fromisoformat(second["time"])
     finally:
-        connection.close()
+        hang_up()
 
 
 # --- REST: errors -------------------------------------------------------------------------------------
@@ -225,10 +226,15 @@ def test_a_throttled_login_is_429_with_its_retry_delay(
 # --- streams and gRPC on the same port ----------------------------------------------------------------
 
 
-def read_lines(gateway: GatewayProcess, path: str, token: str) -> tuple[queue.Queue, http.client.HTTPConnection]:
-    """GET ``path`` and put each line of the body on a queue as it arrives (newline-delimited JSON)."""
+def read_lines(gateway: GatewayProcess, path: str, token: str) -> tuple[queue.Queue, Callable[[], None]]:
+    """GET ``path`` and put each line of the body on a queue as it arrives (newline-delimited JSON).
+
+    Returns the queue and the function that hangs up. It shuts the socket down first: closing the response
+    while the reading thread waits inside it would wait for the stream's next line (a heartbeat, 25 s away).
+    """
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
     connection.request("GET", path, headers={"authorization": f"Bearer {token}"})
+    sock = connection.sock
     reply = connection.getresponse()
     assert reply.status == 200, reply.read()
     lines: queue.Queue = queue.Queue()
@@ -242,7 +248,14 @@ def read_lines(gateway: GatewayProcess, path: str, token: str) -> tuple[queue.Qu
             pass
 
     threading.Thread(target=pump, daemon=True).start()
-    return lines, connection
+
+    def hang_up() -> None:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        connection.close()
+
+    return lines, hang_up
 
 
 def test_a_server_stream_arrives_over_rest_as_it_happens(
@@ -250,7 +263,7 @@ def test_a_server_stream_arrives_over_rest_as_it_happens(
 ) -> None:
     ann, bob = people(admin, server, 2)
     made = group(ann.client, "streamed over http", [bob.user.id])
-    lines, connection = read_lines(gateway, "/v1/events:stream", bob.client.access_token)
+    lines, hang_up = read_lines(gateway, "/v1/events:stream", bob.client.access_token)
     try:
         first = lines.get(timeout=10)["event"]
         assert first["heartbeat"]["live"] is True, first
@@ -262,7 +275,7 @@ def test_a_server_stream_arrives_over_rest_as_it_happens(
                     break
             assert (event["message_created"]["id"], event["message_created"]["text"]) == (str(message.id), text)
     finally:
-        connection.close()
+        hang_up()
 
 
 def test_plain_grpc_goes_through_the_same_port(gateway: GatewayProcess, server: ServerProcess, admin: Client) -> None:

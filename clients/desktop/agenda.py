@@ -1,23 +1,30 @@
-"""Agenda: a week (or one day) of ``ListEvents`` occurrences, holidays read-only; create, edit, delete events.
+"""Agenda: a year, a month, a week or one day of ``ListEvents`` occurrences, holidays read-only; create, edit,
+share and delete events, skip one occurrence of a repeating event, export the agenda as an iCalendar file.
+What others change shows when the tab comes to the front, every minute while it is shown, and on Refresh.
 
 Each day is one ``Text`` column (seven at most, whatever the number of events); an occurrence is a tagged run
-of text, and clicking it opens the event in the form beside the week.
+of text: a click opens its event in the form beside the week, a right click offers to delete it (only that
+occurrence, or the whole series). The form has three tabs: the event, how it repeats (end, skipped dates), and
+who sees it (only me, everyone, or people chosen in a filtered list).
 """
 
 from __future__ import annotations
 
 import tkinter as tk
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
+from tkinter import filedialog
 from zoneinfo import ZoneInfo
 
+import grpc
 import ttkbootstrap as ttk
 from google.type import date_pb2
-from workspace.v1 import agenda_pb2
-from workspace_client import Session
+from workspace.v1 import agenda_pb2, users_pb2
+from workspace_client import CallFailed, Session
 from workspace_client.tk_bridge import Controller
 
 from . import backend
+from .agenda_year import YearGrid, day_text, year_occurrences
 
 COLOURS = {
     "Blue": "#3A87AD",
@@ -34,7 +41,17 @@ REPEATS = {
     "Every month": agenda_pb2.RECURRENCE_FREQUENCY_MONTHLY,
     "Every year": agenda_pb2.RECURRENCE_FREQUENCY_YEARLY,
 }
+#: How a repeating event ends (``Recurrence.until_date`` or ``count``).
+NEVER, ON_DATE, AFTER = "Never", "On date", "After N times"
+#: Who sees an event.
+ONLY_ME, EVERYONE, CHOSEN = "Only me", "Everyone", "Chosen people"
+#: The server's limit on ``Recurrence.count``.
+COUNT_MAX = 1000
+#: At most this many people are listed in the picker at once (one Treeview row each): the filter finds the rest.
+PEOPLE_SHOWN = 200
 CONFIRM_MS = 4000
+#: While the agenda is shown, it is read again this often (ms): others' changes are not pushed.
+REFRESH_MS = 60_000
 
 
 def to_date(value: date_pb2.Date) -> date:
@@ -43,6 +60,122 @@ def to_date(value: date_pb2.Date) -> date:
 
 def from_date(value: date) -> date_pb2.Date:
     return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def occurrence_day(occurrence: agenda_pb2.Occurrence) -> date:
+    """The date an occurrence starts on in its event's time zone: what an exception date names."""
+    if occurrence.all_day:
+        return to_date(occurrence.start_date)
+    return datetime.fromtimestamp(occurrence.start_time.seconds, ZoneInfo(occurrence.time_zone or "UTC")).date()
+
+
+def person(user: users_pb2.User) -> str:
+    return user.display_name or user.username
+
+
+class PeoplePicker(ttk.Frame):
+    """Chosen people: a filter above a list where a click (or Space) ticks or unticks a person.
+
+    One Treeview of at most ``PEOPLE_SHOWN`` rows whatever the size of the directory; the people chosen stay
+    chosen while the filter hides them, and the line under the list names them all.
+    """
+
+    def __init__(self, parent: tk.Misc, on_change: Callable[[], None]) -> None:
+        super().__init__(parent)
+        self.on_change = on_change
+        self.people: dict[int, users_pb2.User] = {}
+        self.chosen: set[int] = set()
+        self.me = 0
+        self.enabled = True
+        self.matches = 0
+        ttk.Label(self, text="Find").grid(row=0, column=0, sticky="w", padx=(0, 8))
+        self.query = tk.StringVar()
+        self.filter = ttk.Entry(self, textvariable=self.query, width=14)
+        self.filter.grid(row=0, column=1, columnspan=2, sticky="ew", pady=(0, 4))
+        self.list = ttk.Treeview(self, show="tree", selectmode="browse", height=7)
+        self.list.column("#0", width=200)
+        scroll = ttk.Scrollbar(self, orient="vertical", command=self.list.yview)
+        self.list.configure(yscrollcommand=scroll.set)
+        self.list.grid(row=1, column=0, columnspan=2, sticky="nsew")
+        scroll.grid(row=1, column=2, sticky="ns")
+        self.columnconfigure(1, weight=1)
+        self.summary = ttk.Label(self, text="", bootstyle="secondary", wraplength=230, justify="left")
+        self.summary.grid(row=2, column=0, columnspan=3, sticky="w", pady=(4, 0))
+        self.query.trace_add("write", lambda *_: self.fill())
+        self.list.bind("<Button-1>", self._clicked)
+        self.list.bind("<space>", self._space)
+
+    def name(self, user_id: int) -> str:
+        if user_id == self.me:
+            return "you"
+        user = self.people.get(user_id)
+        return person(user) if user is not None else f"#{user_id}"
+
+    def set_people(self, users: list[users_pb2.User], me: int) -> None:
+        self.people = {u.id: u for u in users}
+        self.me = me
+        self.fill()
+
+    def choose(self, user_ids: Iterable[int]) -> None:
+        """Ticks these people (and no one else), with the filter emptied."""
+        self.chosen = set(user_ids)
+        self.query.set("")  # which fills the list again
+
+    def fill(self) -> None:
+        """The people the filter matches (oneself excluded: the owner always sees the event); read-only, the
+        people chosen."""
+        if self.enabled:
+            words = self.query.get().strip().lower()
+            found = (u for u in self.people.values() if not words or words in f"{u.display_name} {u.username}".lower())
+            ids = [u.id for u in found if u.id != self.me]
+        else:
+            ids = sorted(self.chosen, key=lambda i: self.name(i).lower())
+        self.matches = len(ids)
+        self.list.delete(*self.list.get_children())
+        for user_id in ids[:PEOPLE_SHOWN]:
+            self.list.insert("", "end", iid=str(user_id), text=self._row(user_id))
+        self._summarise()
+
+    def _row(self, user_id: int) -> str:
+        name = self.name(user_id)
+        return f"{'☑' if user_id in self.chosen else '☐'}  {name[:1].upper()}{name[1:]}"
+
+    def _summarise(self) -> None:
+        names = sorted((self.name(i) for i in self.chosen), key=str.lower)
+        text = f"{len(names)} chosen: " + ", ".join(names[:6]) if names else "Nobody chosen yet: tick people above."
+        if not self.enabled:
+            text = "Shared with " + (", ".join(names[:6]) or "chosen people")
+        if len(names) > 6:
+            text += f" and {len(names) - 6} more"
+        if self.matches > PEOPLE_SHOWN:
+            text = f"Showing {PEOPLE_SHOWN} of {self.matches}: type a name to narrow. " + text
+        self.summary.configure(text=text)
+
+    def toggle(self, user_id: int) -> None:
+        if not self.enabled:
+            return
+        self.chosen ^= {user_id}
+        if self.list.exists(str(user_id)):
+            self.list.item(str(user_id), text=self._row(user_id))
+        self._summarise()
+        self.on_change()
+
+    def _clicked(self, event: tk.Event) -> None:
+        row = self.list.identify_row(event.y)
+        if row:
+            self.toggle(int(row))
+
+    def _space(self, _event: tk.Event) -> None:
+        row = self.list.focus()
+        if row:
+            self.toggle(int(row))
+
+    def set_enabled(self, enabled: bool) -> None:
+        if enabled != self.enabled:
+            self.enabled = enabled
+            self.fill()
+        self.filter.configure(state="normal" if enabled else "disabled")
+        self.list.state(["!disabled"] if enabled else ["disabled"])
 
 
 class AgendaView(ttk.Frame):
@@ -58,13 +191,22 @@ class AgendaView(ttk.Frame):
         self.mode = "week"
         self.occurrences: list[agenda_pb2.Occurrence] = []
         self.event: agenda_pb2.AgendaEvent | None = None
+        #: The skipped dates of the event in the form (sent back with it when it is saved).
+        self.exceptions: list[date] = []
         self.loads = 0
+        self._people_asked = False
+        self._delete_when_open = 0  # "Delete the whole series" from the menu: arm Delete once the event is open
         self._confirm: str | None = None
         self._build()
         self.bind("<Destroy>", self._destroyed, add="+")
+        self.bind("<Map>", self._mapped, add="+")
+        self._refresh = self.after(REFRESH_MS, self._refresh_tick)
 
     def _destroyed(self, event: tk.Event) -> None:
-        if event.widget is self and self._confirm is not None:
+        if event.widget is not self:
+            return
+        self.after_cancel(self._refresh)
+        if self._confirm is not None:
             self.after_cancel(self._confirm)
             self._confirm = None
 
@@ -88,11 +230,20 @@ class AgendaView(ttk.Frame):
         self.next_button = ttk.Button(nav, text="▶", width=3, command=lambda: self.shift(1))
         self.next_button.configure(bootstyle="secondary-outline")
         self.next_button.pack(side="left")
+        self.export_button = ttk.Button(nav, text="Export…", command=self.export, bootstyle="secondary-outline")
+        self.export_button.pack(side="left", padx=(12, 0))
+        self.refresh_button = ttk.Button(nav, text="⟳ Refresh", command=self.load, bootstyle="secondary-outline")
+        self.refresh_button.pack(side="left", padx=(4, 0))
+        # Under the buttons: what is shown (left) and the view (right), so a small window keeps all of them.
+        heading = ttk.Frame(left)
+        heading.pack(fill="x", pady=(0, 6))
+        self.range_label = ttk.Label(heading, text="", font=("TkDefaultFont", 13, "bold"))
+        self.range_label.pack(side="left")
         self.mode_choice = tk.StringVar(value="week")
         self.mode_buttons: dict[str, ttk.Radiobutton] = {}
-        for label, value in (("Month", "month"), ("Week", "week"), ("Day", "day")):
+        for label, value in (("Year", "year"), ("Month", "month"), ("Week", "week"), ("Day", "day")):
             self.mode_buttons[value] = ttk.Radiobutton(
-                nav,
+                heading,
                 text=label,
                 value=value,
                 variable=self.mode_choice,
@@ -101,8 +252,6 @@ class AgendaView(ttk.Frame):
             )
             self.mode_buttons[value].pack(side="right")
 
-        self.range_label = ttk.Label(left, text="", font=("TkDefaultFont", 13, "bold"))
-        self.range_label.pack(anchor="w", pady=(0, 6))
         self.grid_frame = ttk.Frame(left)
         self.grid_frame.pack(fill="both", expand=True)
         self.headers: list[ttk.Label] = []
@@ -118,6 +267,7 @@ class AgendaView(ttk.Frame):
             self.headers.append(header)
             self.columns.append(column)
         self.grid_frame.rowconfigure(1, weight=1)
+        self.menu = tk.Menu(self, tearoff=False)
 
         # The month: six rows of seven small cells, made once (42 widgets whatever the number of events).
         self.month_frame = ttk.Frame(left)
@@ -133,25 +283,12 @@ class AgendaView(ttk.Frame):
                 cell.grid(row=week + 1, column=weekday, sticky="nsew", padx=1, pady=1)
                 self.month_cells.append(cell)
             self.month_frame.rowconfigure(week + 1, weight=1, uniform="week")
+        self.year_grid = YearGrid(left, on_day=lambda day: self.show_period("day", day), on_month=self.open_month)
         self.restyle()
 
     def _cell(self, parent: tk.Misc, width: int, height: int = 10) -> tk.Text:
         """One day: a read-only Text whose occurrences are tagged runs (``o<index>``) that can be clicked."""
-        cell = tk.Text(
-            parent,
-            width=width,
-            height=height,
-            wrap="word",
-            state="disabled",
-            cursor="arrow",
-            relief="flat",
-            highlightthickness=1,
-            highlightbackground="#ced4da",
-            highlightcolor="#ced4da",
-            padx=4,
-            pady=4,
-            font=("TkDefaultFont", 9),
-        )
+        cell = day_text(parent, width, height)
         cell.tag_configure("time", font=("TkDefaultFont", 8, "bold"))
         cell.tag_configure("holiday", font=("TkDefaultFont", 9, "italic"), foreground="#868e96")
         cell.tag_configure("where", font=("TkDefaultFont", 8), foreground="#868e96")
@@ -160,6 +297,9 @@ class AgendaView(ttk.Frame):
         cell.tag_configure("other-month", foreground="#adb5bd")
         cell.tag_configure("today", foreground="#4582ec")
         cell.bind("<Button-1>", lambda e, c=cell: self._clicked(c, e))
+        right = ("<Button-2>", "<Button-3>") if cell.tk.call("tk", "windowingsystem") == "aqua" else ("<Button-3>",)
+        for button in right:  # the right button (macOS numbers it 2)
+            cell.bind(button, lambda e, c=cell: self._menu_at(c, e))
         return cell
 
     def restyle(self) -> None:
@@ -169,55 +309,113 @@ class AgendaView(ttk.Frame):
         foreground = style.lookup("TLabel", "foreground") or "black"
         for cell in (*self.columns, *self.month_cells):
             cell.configure(background=background, foreground=foreground)
+        self.year_grid.restyle(background, foreground)
+        self.menu.configure(background=background, foreground=foreground)
 
     def _build_form(self, form: ttk.Labelframe) -> None:
+        """The form: whose event it is (when not yours), three tabs (the event, how it repeats, who sees it),
+        then New / Delete / Save and a line that says what happened."""
         self.fields: dict[str, ttk.Entry] = {}
+        self.owner_line = ttk.Label(form, text="", bootstyle="info", wraplength=260, justify="left")
+        self.owner_line.grid(row=0, column=0, sticky="w", pady=(0, 6))
+        self.owner_line.grid_remove()
+        self.tabs = ttk.Notebook(form)
+        self.tabs.grid(row=1, column=0, sticky="nsew")
+        form.columnconfigure(0, weight=1)
+        self.details_tab = ttk.Frame(self.tabs, padding=(8, 8))
+        self.repeats_tab = ttk.Frame(self.tabs, padding=(8, 8))
+        self.sharing_tab = ttk.Frame(self.tabs, padding=(8, 8))
+        self.tabs.add(self.details_tab, text="Event")
+        self.tabs.add(self.repeats_tab, text="Repeats")
+        self.tabs.add(self.sharing_tab, text="Sharing")
+        self._build_details(self.details_tab)
+        self._build_repeats(self.repeats_tab)
+        self._build_sharing(self.sharing_tab)
+        for tab in (self.details_tab, self.repeats_tab, self.sharing_tab):
+            tab.columnconfigure(2, weight=1)
 
-        def field(row: int, label: str, key: str, width: int = 14) -> ttk.Entry:
-            ttk.Label(form, text=label).grid(row=row, column=0, sticky="w", padx=(0, 8), pady=2)
-            entry = ttk.Entry(form, width=width)
-            entry.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
-            form.columnconfigure(2, weight=1)
-            self.fields[key] = entry
-            return entry
-
-        field(0, "Title", "title")
-        field(1, "Date", "date").insert(0, self.day.isoformat())
-        self.all_day = tk.BooleanVar(value=False)
-        self.all_day_box = ttk.Checkbutton(form, text="All day", variable=self.all_day, command=self._all_day_changed)
-        self.all_day_box.grid(row=2, column=1, sticky="w", pady=2)
-        field(3, "From", "start").insert(0, "09:00")
-        field(4, "To", "end").insert(0, "10:00")
-        self.end_label = form.grid_slaves(row=4, column=0)[0]
-        field(5, "Location", "location")
-        ttk.Label(form, text="Colour").grid(row=6, column=0, sticky="w", padx=(0, 8), pady=2)
-        self.colour = ttk.Combobox(form, values=list(COLOURS), state="readonly", width=12)
-        self.colour.set("Blue")
-        self.colour.grid(row=6, column=1, columnspan=2, sticky="ew", pady=2)
-        ttk.Label(form, text="Repeats").grid(row=7, column=0, sticky="w", padx=(0, 8), pady=2)
-        self.repeat = ttk.Combobox(form, values=list(REPEATS), state="readonly", width=12)
-        self.repeat.set("Does not repeat")
-        self.repeat.grid(row=7, column=1, columnspan=2, sticky="ew", pady=2)
-        ttk.Label(form, text="Times").grid(row=8, column=0, sticky="w", padx=(0, 8), pady=2)
-        self.fields["count"] = ttk.Entry(form, width=6)
-        self.fields["count"].grid(row=8, column=1, sticky="w", pady=2)
-        ttk.Label(form, text="empty: no end", bootstyle="secondary").grid(row=8, column=2, sticky="w", padx=(6, 0))
-        self.share = tk.BooleanVar(value=False)
-        ttk.Checkbutton(form, text="Everyone sees it", variable=self.share).grid(row=10, column=1, sticky="w")
         buttons = ttk.Frame(form)
-        buttons.grid(row=11, column=0, columnspan=3, sticky="ew", pady=(10, 0))
+        buttons.grid(row=2, column=0, sticky="ew", pady=(10, 0))
         self.save_button = ttk.Button(buttons, text="Create", command=self.save, bootstyle="primary", width=9)
         self.save_button.pack(side="right")
         self.delete_button = ttk.Button(buttons, text="Delete", command=self.delete, bootstyle="danger-link")
         self.delete_button.pack(side="right", padx=4)
         self.new_button = ttk.Button(buttons, text="New", command=self.new_event, bootstyle="secondary-link")
         self.new_button.pack(side="left")
-        self.result = ttk.Label(form, text="", bootstyle="secondary", wraplength=240, justify="left")
-        self.result.grid(row=12, column=0, columnspan=3, sticky="w", pady=(8, 0))
+        self.result = ttk.Label(form, text="", bootstyle="secondary", wraplength=260, justify="left")
+        self.result.grid(row=3, column=0, sticky="w", pady=(8, 0))
         ttk.Label(form, text=f"Times are in {self.zone_name}.", bootstyle="secondary").grid(
-            row=13, column=0, columnspan=3, sticky="w", pady=(8, 0)
+            row=4, column=0, sticky="w", pady=(8, 0)
         )
         self._update_form_state()
+
+    def _field(self, parent: tk.Misc, row: int, label: str, key: str, width: int = 14) -> ttk.Entry:
+        ttk.Label(parent, text=label).grid(row=row, column=0, sticky="w", padx=(0, 8), pady=2)
+        entry = ttk.Entry(parent, width=width)
+        entry.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+        self.fields[key] = entry
+        return entry
+
+    def _choice(self, parent: tk.Misc, row: int, label: str, values: list[str], value: str) -> ttk.Combobox:
+        ttk.Label(parent, text=label).grid(row=row, column=0, sticky="w", padx=(0, 8), pady=2)
+        box = ttk.Combobox(parent, values=values, state="readonly", width=12)
+        box.set(value)
+        box.grid(row=row, column=1, columnspan=2, sticky="ew", pady=2)
+        box.bind("<<ComboboxSelected>>", lambda _e: self._update_form_state(), add="+")
+        return box
+
+    def _build_details(self, tab: ttk.Frame) -> None:
+        self._field(tab, 0, "Title", "title")
+        self._field(tab, 1, "Date", "date").insert(0, self.day.isoformat())
+        self.all_day = tk.BooleanVar(value=False)
+        self.all_day_box = ttk.Checkbutton(tab, text="All day", variable=self.all_day, command=self._all_day_changed)
+        self.all_day_box.grid(row=2, column=1, sticky="w", pady=2)
+        self._field(tab, 3, "From", "start").insert(0, "09:00")
+        self._field(tab, 4, "To", "end").insert(0, "10:00")
+        self.end_label = tab.grid_slaves(row=4, column=0)[0]
+        self._field(tab, 5, "Location", "location")
+        self.colour = self._choice(tab, 6, "Colour", list(COLOURS), "Blue")
+
+    def _build_repeats(self, tab: ttk.Frame) -> None:
+        self.repeat = self._choice(tab, 0, "Repeats", list(REPEATS), "Does not repeat")
+        self.ends = self._choice(tab, 1, "Ends", [NEVER, ON_DATE, AFTER], NEVER)
+        self.end_value_label = ttk.Label(tab, text="")
+        self.end_value_label.grid(row=2, column=0, sticky="w", padx=(0, 8), pady=2)
+        self.until_text, self.count_text = tk.StringVar(), tk.StringVar()
+        self.fields["until"] = ttk.Entry(tab, width=11, textvariable=self.until_text)
+        self.fields["count"] = ttk.Entry(tab, width=6, textvariable=self.count_text)
+        for key in ("until", "count"):
+            self.fields[key].grid(row=2, column=1, sticky="w", pady=2)
+        self.end_hint = ttk.Label(tab, text="", bootstyle="secondary")
+        self.end_hint.grid(row=2, column=2, sticky="w", padx=(6, 0))
+        # Typing an end picks the matching choice (a number: "after N times"; a date: "on date").
+        self.until_text.trace_add("write", lambda *_: self._end_typed(self.until_text, ON_DATE))
+        self.count_text.trace_add("write", lambda *_: self._end_typed(self.count_text, AFTER))
+
+        ttk.Label(tab, text="Skipped").grid(row=3, column=0, sticky="nw", padx=(0, 8), pady=(8, 2))
+        self.skipped = ttk.Treeview(tab, show="tree", selectmode="browse", height=4)
+        self.skipped.column("#0", width=150)
+        self.skipped.grid(row=3, column=1, columnspan=2, sticky="ew", pady=(8, 2))
+        self.restore_button = ttk.Button(
+            tab, text="Restore", command=self.restore_occurrence, bootstyle="secondary-outline"
+        )
+        self.restore_button.grid(row=4, column=1, sticky="w", pady=2)
+        self.skipped.bind("<<TreeviewSelect>>", lambda _e: self._update_form_state(), add="+")
+        ttk.Label(
+            tab,
+            text="Right-click an occurrence in the calendar to delete only that one; Restore brings it back.",
+            bootstyle="secondary",
+            wraplength=240,
+            justify="left",
+        ).grid(row=5, column=0, columnspan=3, sticky="w", pady=(8, 0))
+
+    def _build_sharing(self, tab: ttk.Frame) -> None:
+        self.share_choice = self._choice(tab, 0, "Seen by", [ONLY_ME, EVERYONE, CHOSEN], ONLY_ME)
+        self.share_choice.bind("<<ComboboxSelected>>", lambda _e: self._share_changed(), add="+")
+        self.share_hint = ttk.Label(tab, text="", bootstyle="secondary", wraplength=240, justify="left")
+        self.share_hint.grid(row=1, column=0, columnspan=3, sticky="w", pady=(8, 0))
+        self.picker = PeoplePicker(tab, on_change=self._update_tabs)
+        self.picker.grid(row=2, column=0, columnspan=3, sticky="nsew", pady=(8, 0))
 
     # --- the range -----------------------------------------------------------------------------------------
 
@@ -234,7 +432,9 @@ class AgendaView(ttk.Frame):
         return [monday + timedelta(days=i) for i in range(7)]
 
     def shift(self, step: int) -> None:
-        if self.mode == "month":
+        if self.mode == "year":
+            self.day = date(self.day.year + step, self.day.month, 1)
+        elif self.mode == "month":
             month = self.day.year * 12 + self.day.month - 1 + step
             self.day = date(month // 12, month % 12 + 1, 1)
         else:
@@ -242,7 +442,9 @@ class AgendaView(ttk.Frame):
         self.load()
 
     def cells(self) -> list[tk.Text]:
-        """The Text of each day shown, in order."""
+        """The Text of each day shown, in order (in the year, each month's)."""
+        if self.mode == "year":
+            return self.year_grid.months
         return self.month_cells[: len(self.days())] if self.mode == "month" else self.columns[: len(self.days())]
 
     def today(self) -> None:
@@ -253,7 +455,29 @@ class AgendaView(ttk.Frame):
         self.mode = self.mode_choice.get()
         self.load()
 
+    def show_period(self, mode: str, day: date) -> None:
+        """Shows ``day`` in the year, month, week or day view (a day clicked in the year opens that day)."""
+        self.mode, self.day = mode, day
+        self.mode_choice.set(mode)
+        self.load()
+
+    def open_month(self, first: date) -> None:
+        self.show_period("month", first)
+
+    def _mapped(self, event: tk.Event) -> None:
+        if event.widget is self:  # the Agenda tab came to the front: what others changed meanwhile shows
+            self.load()
+
+    def _refresh_tick(self) -> None:
+        if self.winfo_viewable():
+            self.load()
+        self._refresh = self.after(REFRESH_MS, self._refresh_tick)
+
     def load(self) -> None:
+        if self.mode == "year":
+            self._load_year()
+            return
+        self.year_grid.pack_forget()
         days = self.days()
         start = datetime.combine(days[0], time(), self.zone)
         end = datetime.combine(days[-1] + timedelta(days=1), time(), self.zone)
@@ -301,6 +525,36 @@ class AgendaView(ttk.Frame):
         self.controller.run(
             lambda: backend.occurrences(self.session, start, end, self.zone_name), done, self._failed("load the agenda")
         )
+        if not self._people_asked:
+            self.load_people()
+
+    def _load_year(self) -> None:
+        year = self.day.year
+        self.range_label.configure(text=str(year))
+        self.grid_frame.pack_forget()
+        self.month_frame.pack_forget()
+        self.year_grid.pack(fill="both", expand=True)
+
+        def done(found: list[agenda_pb2.Occurrence]) -> None:
+            if self.mode != "year" or self.day.year != year:
+                return
+            self.occurrences = []  # the year's cells hold days, not occurrences
+            self.year_grid.show(year, found, self.zone, datetime.now(self.zone).date())
+            self.loads += 1
+
+        self.controller.run(
+            lambda: year_occurrences(self.session, year, self.zone_name), done, self._failed("load the year")
+        )
+
+    def load_people(self) -> None:
+        """The directory, for the people picker and the names of owners (again whenever "Chosen people" is
+        picked, so that someone new is there)."""
+        self._people_asked = True
+        self.controller.run(lambda: backend.directory(self.session), self._got_people, self._failed("load people"))
+
+    def _got_people(self, users: list[users_pb2.User]) -> None:
+        self.picker.set_people(users, self.session.user.id if self.session.user is not None else 0)
+        self._update_form_state()
 
     def _failed(self, doing: str) -> Callable[[Exception], None]:
         return lambda error: self.on_error(error, doing)
@@ -359,20 +613,28 @@ class AgendaView(ttk.Frame):
 
     # --- the form ------------------------------------------------------------------------------------------
 
-    def _clicked(self, column: tk.Text, event: tk.Event) -> None:
+    def _occurrence_at(self, column: tk.Text, event: tk.Event) -> agenda_pb2.Occurrence | None:
         index = column.index(f"@{event.x},{event.y}")
         for tag in column.tag_names(index):
             if tag.startswith("o") and tag[1:].isdigit():
-                self.select(self.occurrences[int(tag[1:])])
-                return
+                return self.occurrences[int(tag[1:])]
+        return None
+
+    def _clicked(self, column: tk.Text, event: tk.Event) -> None:
+        occurrence = self._occurrence_at(column, event)
+        if occurrence is not None:
+            self.select(occurrence)
 
     def select(self, occurrence: agenda_pb2.Occurrence) -> None:
         """Opens an occurrence's event in the form (a holiday only says what it is)."""
         if occurrence.kind == agenda_pb2.OCCURRENCE_KIND_HOLIDAY:
             self.result.configure(text=f"{occurrence.title}: a public holiday.", bootstyle="secondary")
             return
+        self.open_event(occurrence.event_id)
+
+    def open_event(self, event_id: int) -> None:
         self.controller.run(
-            lambda: backend.agenda_event(self.session, occurrence.event_id), self.edit, self._failed("open the event")
+            lambda: backend.agenda_event(self.session, event_id), self.edit, self._failed("open the event")
         )
 
     def edit(self, event: agenda_pb2.AgendaEvent) -> None:
@@ -392,12 +654,23 @@ class AgendaView(ttk.Frame):
             self._set("start", f"{begin:%H:%M}")
             self._set("end", f"{finish:%H:%M}")
         self.colour.set(next((k for k, v in COLOURS.items() if v == event.color.upper()), "Blue"))
-        frequency = event.recurrence.frequency if event.HasField("recurrence") else 0
+        recurrence = event.recurrence
+        frequency = recurrence.frequency if event.HasField("recurrence") else 0
         self.repeat.set(next(k for k, v in REPEATS.items() if v == frequency))
-        self._set("count", str(event.recurrence.count) if event.recurrence.count else "")
-        self.share.set(event.shared_with_everyone)
-        self.result.configure(text="Only its owner can change it." if event.read_only else "", bootstyle="secondary")
+        self._set("until", to_date(recurrence.until_date).isoformat() if recurrence.HasField("until_date") else "")
+        self._set("count", str(recurrence.count) if recurrence.count else "")
+        self.ends.set(ON_DATE if recurrence.HasField("until_date") else AFTER if recurrence.count else NEVER)
+        self.exceptions = sorted(to_date(d) for d in recurrence.exception_dates)
+        self.share_choice.set(EVERYONE if event.shared_with_everyone else CHOSEN if event.shared_with else ONLY_ME)
+        self.picker.choose(event.shared_with)
+        self.result.configure(text="", bootstyle="secondary")
         self._update_form_state()
+        if self._delete_when_open == event.id and not event.read_only:
+            self._delete_when_open = 0
+            self.delete()  # the first click: "Confirm" is armed
+            self.result.configure(
+                text=f"Delete every occurrence of “{event.title}”? Click Confirm.", bootstyle="danger"
+            )
 
     def _set(self, key: str, value: str) -> None:
         self.fields[key].configure(state="normal")  # the callers set the states again afterwards
@@ -407,15 +680,18 @@ class AgendaView(ttk.Frame):
     def new_event(self) -> None:
         self.event = None
         self.form.configure(text="New event")
-        for key in ("title", "location", "count"):
+        for key in ("title", "location", "count", "until"):
             self._set(key, "")
         self._set("date", self.day.isoformat())
         self.all_day.set(False)
         self._set("start", "09:00")
         self._set("end", "10:00")
         self.repeat.set("Does not repeat")
+        self.ends.set(NEVER)
+        self.exceptions = []
         self.colour.set("Blue")
-        self.share.set(False)
+        self.share_choice.set(ONLY_ME)
+        self.picker.choose(set())
         self.result.configure(text="")
         self._update_form_state()
 
@@ -428,14 +704,88 @@ class AgendaView(ttk.Frame):
             self._set("end", "10:00")
         self._update_form_state()
 
+    def _end_typed(self, text: tk.StringVar, choice: str) -> None:
+        if text.get().strip() and self.ends.get() == NEVER:
+            self.ends.set(choice)
+            self._update_form_state()
+
+    def _share_changed(self) -> None:
+        if self.share_choice.get() == CHOSEN:
+            self.load_people()  # someone may have joined since
+            self.picker.filter.focus_set()
+
     def _update_form_state(self) -> None:
-        self.fields["start"].configure(state="disabled" if self.all_day.get() else "normal")
-        self.end_label.configure(text="Last day" if self.all_day.get() else "To")
         editable = self.event is None or not self.event.read_only
+        typing = "normal" if editable else "disabled"
+        choosing = "readonly" if editable else "disabled"
+        for entry in self.fields.values():
+            entry.configure(state=typing)
+        if self.all_day.get():
+            self.fields["start"].configure(state="disabled")
+        self.end_label.configure(text="Last day" if self.all_day.get() else "To")
+        self.all_day_box.configure(state=typing)
+        for box in (self.colour, self.repeat, self.share_choice):
+            box.configure(state=choosing)
+
+        repeating = bool(REPEATS[self.repeat.get()])
+        self.ends.configure(state=choosing if repeating else "disabled")
+        ends = self.ends.get() if repeating else NEVER
+        for key, shown in (("until", ends == ON_DATE), ("count", ends == AFTER)):
+            if shown:
+                self.fields[key].grid()
+            else:
+                self.fields[key].grid_remove()
+        self.end_value_label.configure(text={ON_DATE: "Last", AFTER: "After"}.get(ends, ""))
+        self.end_hint.configure(text={ON_DATE: "YYYY-MM-DD", AFTER: f"times (1-{COUNT_MAX})"}.get(ends, ""))
+        self._fill_exceptions()
+        chosen = bool(self.skipped.selection())
+        restorable = editable and self.event is not None and repeating and chosen
+        self.restore_button.configure(state="normal" if restorable else "disabled")
+
+        sharing = self.share_choice.get()
+        if sharing == CHOSEN:
+            self.share_hint.grid_remove()
+            self.picker.grid()
+        else:
+            self.picker.grid_remove()
+            self.share_hint.grid()
+            hint = "Only you see it." if sharing == ONLY_ME else "Everyone in the workspace sees it."
+            self.share_hint.configure(text=hint)
+        self.picker.set_enabled(editable)
+
+        if self.event is not None and self.event.read_only:
+            owner = self.picker.people.get(self.event.owner_id)
+            whose = f"{person(owner)}'s event" if owner is not None else "Someone else's event"
+            self.owner_line.configure(text=f"{whose}, shared with you: only they can change it.")
+            self.owner_line.grid()
+        else:
+            self.owner_line.grid_remove()
         self.save_button.configure(text="Create" if self.event is None else "Save")
         self.save_button.configure(state="normal" if editable else "disabled")
         deletable = self.event is not None and not self.event.read_only
         self.delete_button.configure(state="normal" if deletable else "disabled", text="Delete")
+        self._update_tabs()
+
+    def _update_tabs(self) -> None:
+        """The tabs' titles say what the hidden tabs hold: ↻ when it repeats, who sees it."""
+        self.tabs.tab(self.repeats_tab, text="Repeats ↻" if REPEATS[self.repeat.get()] else "Repeats")
+        sharing = self.share_choice.get()
+        if sharing == EVERYONE:
+            title = "Shared: everyone"
+        elif sharing == CHOSEN:
+            title = f"Shared ({len(self.picker.chosen)})"
+        else:
+            title = "Sharing"
+        self.tabs.tab(self.sharing_tab, text=title)
+
+    def _fill_exceptions(self) -> None:
+        """The skipped dates, one row each (at most 500, the server's limit)."""
+        wanted = [d.isoformat() for d in self.exceptions]
+        if list(self.skipped.get_children()) == wanted:
+            return
+        self.skipped.delete(*self.skipped.get_children())
+        for day in self.exceptions:
+            self.skipped.insert("", "end", iid=day.isoformat(), text=f"{day:%a %d %b %Y}")
 
     def _read_form(self) -> agenda_pb2.AgendaEvent:
         """The event the form describes; ``ValueError`` with a sentence when a field cannot be read."""
@@ -444,7 +794,6 @@ class AgendaView(ttk.Frame):
             location=self.fields["location"].get().strip(),
             color=COLOURS[self.colour.get()],
             time_zone=self.zone_name,
-            shared_with_everyone=self.share.get(),
         )
         try:
             day = date.fromisoformat(self.fields["date"].get().strip())
@@ -469,14 +818,34 @@ class AgendaView(ttk.Frame):
         frequency = REPEATS[self.repeat.get()]
         if frequency:
             event.recurrence.frequency = frequency  # type: ignore[assignment]
-            count = self.fields["count"].get().strip()
-            if count:
-                if not count.isdigit():
-                    raise ValueError("Times is a number of occurrences, or empty.")
-                event.recurrence.count = int(count)
+            self._read_end(event.recurrence, day)
+            event.recurrence.exception_dates.extend(from_date(d) for d in self.exceptions)
+        sharing = self.share_choice.get()
+        if sharing == EVERYONE:
+            event.shared_with_everyone = True
+        elif sharing == CHOSEN:
+            if not self.picker.chosen:
+                raise ValueError("Tick the people who see it under Sharing (or choose “Only me”).")
+            event.shared_with.extend(sorted(self.picker.chosen))
         if self.event is not None:
             event.id, event.etag = self.event.id, self.event.etag
         return event
+
+    def _read_end(self, recurrence: agenda_pb2.Recurrence, first: date) -> None:
+        ends = self.ends.get()
+        if ends == AFTER:
+            count = self.fields["count"].get().strip()
+            if not count.isdigit() or not 1 <= int(count) <= COUNT_MAX:
+                raise ValueError(f"Ends after how many times? A whole number from 1 to {COUNT_MAX}.")
+            recurrence.count = int(count)
+        elif ends == ON_DATE:
+            try:
+                until = date.fromisoformat(self.fields["until"].get().strip())
+            except ValueError:
+                raise ValueError("The last date is YYYY-MM-DD, e.g. 2026-12-31.") from None
+            if until < first:
+                raise ValueError(f"The last date cannot be before the first occurrence ({first.isoformat()}).")
+            recurrence.until_date.CopyFrom(from_date(until))
 
     def save(self) -> None:
         try:
@@ -490,10 +859,43 @@ class AgendaView(ttk.Frame):
             self.result.configure(text=f"Saved “{saved.title}”.", bootstyle="success")
             self.load()
 
-        def failed(error: Exception) -> None:
-            self.result.configure(text=str(error), bootstyle="danger")
+        self.controller.run(lambda: backend.save_event(self.session, event), done, self._refused("save", event.id))
 
-        self.controller.run(lambda: backend.save_event(self.session, event), done, failed)
+    def _refused(self, doing: str, event_id: int) -> Callable[[Exception], None]:
+        """What a refused change does: a stale etag reloads the event (and says so), the server's sentence about
+        the input goes under the form, anything else to the window's error bar."""
+
+        def failed(error: Exception) -> None:
+            if isinstance(error, CallFailed) and error.code == grpc.StatusCode.ABORTED:
+                self._reload_changed(event_id)
+            elif isinstance(error, CallFailed):
+                self.result.configure(text=f"Could not {doing}: {error}", bootstyle="danger")
+            else:
+                self.on_error(error, f"{doing} the event")
+
+        return failed
+
+    def _reload_changed(self, event_id: int) -> None:
+        message = (
+            "Someone else changed this event meanwhile: it has been reloaded as it is now. "
+            "Make your change again if it is still needed."
+        )
+
+        def reloaded(event: agenda_pb2.AgendaEvent) -> None:
+            self.edit(event)
+            self.result.configure(text=message, bootstyle="warning")
+
+        def gone(error: Exception) -> None:
+            if isinstance(error, CallFailed) and error.code == grpc.StatusCode.NOT_FOUND:
+                self.new_event()
+                self.result.configure(text="Someone else deleted this event meanwhile.", bootstyle="warning")
+            else:
+                self.on_error(error, "reload the event")
+
+        self.result.configure(text=message, bootstyle="warning")
+        self.load()
+        if self.event is not None and self.event.id == event_id:
+            self.controller.run(lambda: backend.agenda_event(self.session, event_id), reloaded, gone)
 
     def delete(self) -> None:
         event = self.event
@@ -513,5 +915,110 @@ class AgendaView(ttk.Frame):
             self.load()
 
         self.controller.run(
-            lambda: backend.delete_event(self.session, event.id, event.etag), done, self._failed("delete the event")
+            lambda: backend.delete_event(self.session, event.id, event.etag), done, self._refused("delete", event.id)
+        )
+
+    # --- one occurrence -------------------------------------------------------------------------------------
+
+    def _menu_at(self, column: tk.Text, event: tk.Event) -> None:
+        """A right click on an occurrence: open it, delete only it, or delete the whole series."""
+        occurrence = self._occurrence_at(column, event)
+        if occurrence is None or occurrence.kind == agenda_pb2.OCCURRENCE_KIND_HOLIDAY:
+            return
+        self.fill_menu(occurrence)
+        try:
+            self.menu.tk_popup(event.x_root, event.y_root)
+        finally:
+            self.menu.grab_release()
+
+    def fill_menu(self, occurrence: agenda_pb2.Occurrence) -> None:
+        self.menu.delete(0, "end")
+        self.menu.add_command(label="Open", command=lambda: self.select(occurrence))
+        if occurrence.read_only:
+            return
+        self.menu.add_separator()
+        if occurrence.recurring:
+            day = occurrence_day(occurrence)
+            self.menu.add_command(
+                label=f"Delete this occurrence only ({day:%a %d %b})", command=lambda: self.skip_occurrence(occurrence)
+            )
+            self.menu.add_command(label="Delete the whole series…", command=lambda: self.delete_series(occurrence))
+        else:
+            self.menu.add_command(label="Delete…", command=lambda: self.delete_series(occurrence))
+
+    def delete_series(self, occurrence: agenda_pb2.Occurrence) -> None:
+        """Opens the event with Delete armed: the Confirm click deletes every occurrence."""
+        self._delete_when_open = occurrence.event_id
+        self.open_event(occurrence.event_id)
+
+    def skip_occurrence(self, occurrence: agenda_pb2.Occurrence) -> None:
+        """Deletes one occurrence of a repeating event: its date joins the event's exception dates."""
+        day = occurrence_day(occurrence)
+
+        def done(saved: agenda_pb2.AgendaEvent) -> None:
+            self._exceptions_changed(saved)
+            self.result.configure(
+                text=f"Deleted the {day:%a %d %b} occurrence of “{saved.title}” "
+                "(Restore, under Repeats, brings it back).",
+                bootstyle="success",
+            )
+
+        self.controller.run(
+            lambda: backend.skip_occurrence(self.session, occurrence.event_id, occurrence.etag, day, True),
+            done,
+            self._refused("delete the occurrence of", occurrence.event_id),
+        )
+
+    def restore_occurrence(self) -> None:
+        """Takes the date chosen under Skipped out of the exception dates: that occurrence is back."""
+        event = self.event
+        chosen = self.skipped.selection()
+        if event is None or event.read_only or not chosen:
+            return
+        day = date.fromisoformat(chosen[0])
+
+        def done(saved: agenda_pb2.AgendaEvent) -> None:
+            self._exceptions_changed(saved)
+            self.result.configure(text=f"The {day:%a %d %b} occurrence is back.", bootstyle="success")
+
+        self.controller.run(
+            lambda: backend.skip_occurrence(self.session, event.id, event.etag, day, False),
+            done,
+            self._refused("restore the occurrence of", event.id),
+        )
+
+    def _exceptions_changed(self, saved: agenda_pb2.AgendaEvent) -> None:
+        """The event's new etag and skipped dates; what else the form holds (perhaps being edited) stays."""
+        if self.event is not None and self.event.id == saved.id:
+            self.event = saved
+            self.exceptions = sorted(to_date(d) for d in saved.recurrence.exception_dates)
+            self._update_form_state()
+        self.load()
+
+    # --- export -----------------------------------------------------------------------------------------------
+
+    def ask_export_path(self) -> str:
+        """Where to save the export: the save dialog (the tests replace this method)."""
+        return filedialog.asksaveasfilename(
+            parent=self,
+            title="Export the agenda",
+            defaultextension=".ics",
+            initialfile="workspace.ics",
+            filetypes=[("iCalendar", "*.ics")],
+        )
+
+    def export(self) -> None:
+        path = self.ask_export_path()
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str) -> None:
+        """Writes the agenda (``ExportCalendar``: yours and what is shared with you) to ``path``, in a worker."""
+
+        def done(count: int) -> None:
+            self.result.configure(text=f"Saved {count} event{'s' * (count != 1)} to {path}.", bootstyle="success")
+
+        self.result.configure(text="Exporting the agenda…", bootstyle="secondary")
+        self.controller.run(
+            lambda: backend.export_calendar(self.session, path), done, self._failed("export the agenda")
         )

@@ -31,6 +31,8 @@ from . import __version__
 
 #: Messages asked for per page when the history is scrolled up.
 PAGE_SIZE = 50
+#: Search results asked for per page ("More" asks for the next).
+SEARCH_PAGE_SIZE = 50
 #: Presence is asked for this many people per call (the server's limit is 500).
 PRESENCE_BATCH = 500
 APP = "desktop"
@@ -168,6 +170,31 @@ def direct(session: Session, user_id: int) -> chat_pb2.Conversation:
 def group(session: Session, name: str, member_ids: list[int]) -> chat_pb2.Conversation:
     request = chat_pb2.CreateGroupConversationRequest(name=name, member_ids=member_ids)
     return session.call(session.chat.CreateGroupConversation, request).conversation
+
+
+def add_members(session: Session, conversation_id: int, user_ids: list[int]) -> chat_pb2.Conversation:
+    """The group afterwards; only its admins may add people (others get ``PERMISSION_DENIED``)."""
+    request = chat_pb2.AddMembersRequest(conversation_id=conversation_id, user_ids=user_ids)
+    return session.call(session.chat.AddMembers, request).conversation
+
+
+def remove_member(session: Session, conversation_id: int, user_id: int) -> chat_pb2.Conversation:
+    """Takes someone out of a group (admins only) and returns the group as it is now."""
+    request = chat_pb2.RemoveMemberRequest(conversation_id=conversation_id, user_id=user_id)
+    session.call(session.chat.RemoveMember, request)
+    return conversation(session, conversation_id)
+
+
+def leave(session: Session, conversation_id: int) -> None:
+    session.call(session.chat.LeaveConversation, chat_pb2.LeaveConversationRequest(conversation_id=conversation_id))
+
+
+def search_messages(session: Session, query: str, page_token: str = "") -> tuple[list[chat_pb2.Message], str]:
+    """One page of the messages containing ``query`` in any of the person's conversations, newest first, and
+    the token of the next page ("" on the last)."""
+    request = chat_pb2.SearchMessagesRequest(query=query, page_size=SEARCH_PAGE_SIZE, page_token=page_token)
+    reply = session.call(session.chat.SearchMessages, request)
+    return list(reply.messages), reply.next_page_token
 
 
 def change_password(session: Session, old: str, new: str) -> None:
@@ -331,6 +358,14 @@ def add_item(
     return session.call(_lots(session).AddItems, lots_pb2.AddItemsRequest(lot_id=lot_id, items=[item]))
 
 
+def item_by_serial(session: Session, lot_id: int, serial: str) -> lots_pb2.LotItem | None:
+    """The lot's item with this serial number (compared as the server does: case folded), if it has one."""
+    wanted = serial.strip().casefold()
+    request = lots_pb2.ListItemsRequest(lot_id=lot_id, query=serial.strip()[:100], page_size=200)
+    found = session.call(_lots(session).ListItems, request).items
+    return next((item for item in found if item.serial_number.casefold() == wanted), None)
+
+
 def inventory(
     session: Session, item_id: int, state: int, technician: str, operating_system: str
 ) -> lots_pb2.InventoryItemResponse:
@@ -412,17 +447,58 @@ def agenda_event(session: Session, event_id: int) -> agenda_pb2.AgendaEvent:
 
 
 #: What ``save_event`` changes on an existing event: everything the form shows.
-EVENT_FIELDS = ["title", "location", "color", "start_time", "end_time", "start_date", "end_date", "time_zone"]
+EVENT_FIELDS = [
+    "title",
+    "location",
+    "color",
+    "start_time",
+    "end_time",
+    "start_date",
+    "end_date",
+    "time_zone",
+    "recurrence",
+    "shared_with",
+    "shared_with_everyone",
+]
 
 
 def save_event(session: Session, event: agenda_pb2.AgendaEvent) -> agenda_pb2.AgendaEvent:
     """Creates the event, or (with an id and its etag) replaces what the form shows of it."""
     stub = _agenda(session)
     if event.id:
-        request = agenda_pb2.UpdateEventRequest(event=event, update_mask={"paths": [*EVENT_FIELDS, "recurrence"]})
+        request = agenda_pb2.UpdateEventRequest(event=event, update_mask={"paths": EVENT_FIELDS})
         return session.call(stub.UpdateEvent, request).event
     return session.call(stub.CreateEvent, agenda_pb2.CreateEventRequest(event=event)).event
 
 
 def delete_event(session: Session, event_id: int, etag: str) -> None:
     session.call(_agenda(session).DeleteEvent, agenda_pb2.DeleteEventRequest(event_id=event_id, etag=etag))
+
+
+def skip_occurrence(session: Session, event_id: int, etag: str, day: date, skipped: bool) -> agenda_pb2.AgendaEvent:
+    """Adds ``day`` to a repeating event's exception dates (``skipped``) or takes it out (the occurrence comes back).
+
+    ``etag`` is the version the person saw: if the event changed since, the server answers ``ABORTED``."""
+    event = agenda_event(session, event_id)
+    recurrence = agenda_pb2.Recurrence()
+    recurrence.CopyFrom(event.recurrence)
+    days = {(d.year, d.month, d.day) for d in recurrence.exception_dates}
+    if skipped:
+        days.add((day.year, day.month, day.day))
+    else:
+        days.discard((day.year, day.month, day.day))
+    del recurrence.exception_dates[:]
+    recurrence.exception_dates.extend(date_pb2.Date(year=y, month=m, day=d) for y, m, d in sorted(days))
+    change = agenda_pb2.AgendaEvent(id=event_id, etag=etag, recurrence=recurrence)
+    request = agenda_pb2.UpdateEventRequest(event=change, update_mask={"paths": ["recurrence"]})
+    return session.call(_agenda(session).UpdateEvent, request).event
+
+
+def export_calendar(session: Session, path: str) -> int:
+    """Writes the person's agenda as an iCalendar file to ``path``; returns how many events it holds."""
+    body = session.call(_agenda(session).ExportCalendar, agenda_pb2.ExportCalendarRequest(), timeout=60)
+    target = Path(path)
+    temporary = target.with_name(target.name + ".part")
+    temporary.write_bytes(body.data)
+    temporary.replace(target)
+    return body.data.count(b"BEGIN:VEVENT")

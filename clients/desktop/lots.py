@@ -3,20 +3,32 @@
 The scan field keeps the focus: a barcode scanner types the serial number and Enter, the item is added at once
 (``AddItems`` with ``ENTRY_METHOD_SCAN``) and the field is ready for the next one. Scans are sent one after the
 other, in the order they were read.
+
+While the server does not answer, scans wait (at most ``MAX_WAITING``), shown as waiting rows, and are kept in
+a file of the client config folder, so closing the app loses none: they go, in order, once the connection is
+back (the main window says so, or a retry with back-off finds it), this run or the next. A scan whose answer
+was lost may have landed: if its retry is refused because this very lot has the serial, it counts as added.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import tkinter as tk
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from tkinter import filedialog
 
+import grpc
 import ttkbootstrap as ttk
 from google.type import date_pb2
 from workspace.v1 import lots_pb2
-from workspace_client import CallFailed, Session
+from workspace_client import CallFailed, NotSignedIn, Session, Unreachable
 from workspace_client.tk_bridge import Controller
+from workspace_client.tokens import config_dir
 
 from . import backend
 
@@ -35,6 +47,37 @@ STATUS_FILTER = {"Any status": lots_pb2.LOT_STATUS_UNSPECIFIED, "Open": lots_pb2
 STATUS_FILTER["Finished"] = lots_pb2.LOT_STATUS_FINISHED
 #: Completion is asked for this long after the last key, ms.
 COMPLETE_DELAY_MS = 250
+#: At most this many scans wait for the server; the next ones are refused (with a sentence) until some are sent.
+MAX_WAITING = 1000
+#: While the server does not answer, the waiting scans are tried again after this long, doubled up to the cap, ms.
+RETRY_FIRST_MS, RETRY_MAX_MS = 1000, 30_000
+
+log = logging.getLogger("desktop.lots")
+
+
+@dataclass
+class Scan:
+    """A serial number read (or typed) for a lot, with the type, brand and model chosen when it was read."""
+
+    lot_id: int
+    serial: str
+    scanned: bool
+    item_type: int
+    brand: str
+    model: str
+    #: A try whose answer never came (the server unreachable): it may have landed.
+    tried: bool = False
+    #: It waited for the server (shown so): its outcome, refused or added, is shown on its row too.
+    waited: bool = False
+    #: Its row in the item list while it waits (``scan-N``), unique in this run.
+    row: str = ""
+
+
+def waiting_file(session: Session) -> Path:
+    """Where this person's waiting scans for this server are kept between runs."""
+    assert session.user is not None
+    server = re.sub(r"[^A-Za-z0-9.-]+", "_", session.address)
+    return config_dir() / f"desktop-scans-{session.user.id}-{server}.json"
 
 
 def day(value: date_pb2.Date) -> str:
@@ -58,11 +101,22 @@ class LotsView(ttk.Frame):
         self.lots: dict[int, lots_pb2.Lot] = {}
         self.items: dict[int, lots_pb2.LotItem] = {}
         self.open_id = 0
-        self.scans: list[tuple[str, bool]] = []
+        #: Scans to send, in the order they were read (whatever their lot); the first one is sent first.
+        self.scans: list[Scan] = []
+        #: The first scan is on its way.
         self.scanning = False
+        #: The server did not answer the last try: the scans wait for the connection (or the next retry).
+        self.offline = False
+        self.retry_ms = RETRY_FIRST_MS
+        self._rows = 0
+        #: The waiting scans are in the file (see ``waiting_file``).
+        self._kept = False
+        #: Why the open lot's refused waiting scans were refused, by row: selecting the row shows it.
+        self.refusals: dict[str, str] = {}
         self.loads = 0
         self._after: dict[str, str] = {}
         self._build()
+        self._restore_waiting()
         self.bind("<Destroy>", self._destroyed, add="+")
 
     def _destroyed(self, event: tk.Event) -> None:
@@ -183,6 +237,8 @@ class LotsView(ttk.Frame):
         self.scan.bind("<Return>", lambda _e: self.add_serial(scanned=True))
         self.scan_result = ttk.Label(scan, text="", bootstyle="secondary")
         self.scan_result.pack(anchor="w", pady=(4, 0))
+        #: "3 scans waiting to be sent", shown only while some wait for the server.
+        self.waiting = ttk.Label(scan, text="", bootstyle="warning", font=("TkDefaultFont", 9, "bold"))
 
         box = ttk.Frame(right)
         box.pack(fill="both", expand=True)
@@ -203,6 +259,10 @@ class LotsView(ttk.Frame):
         self.item_list.configure(yscrollcommand=bar.set)
         self.item_list.pack(side="left", fill="both", expand=True)
         bar.pack(side="left", fill="y")
+        colours = ttk.Style().colors
+        self.item_list.tag_configure("waiting", foreground=colours.secondary)
+        self.item_list.tag_configure("refused", foreground=colours.danger)
+        self.item_list.bind("<<TreeviewSelect>>", lambda _e: self._explain_refusal())
         self._enable()
 
     def _soon(self, key: str, action: Callable[[], None], delay: int = COMPLETE_DELAY_MS) -> None:
@@ -236,6 +296,7 @@ class LotsView(ttk.Frame):
             if self.open_id and self.lot_list.exists(str(self.open_id)):
                 self.lot_list.selection_set(str(self.open_id))
             self.loads += 1
+            self._next_scan()  # scans kept from the last run go once the server answers
 
         self.controller.run(lambda: backend.lots(self.session, query, status), done, self._failed("load the lots"))
 
@@ -300,21 +361,25 @@ class LotsView(ttk.Frame):
     def open(self, lot_id: int) -> None:
         self.open_id = lot_id
         self.items = {}
+        self.refusals = {}
         self.item_list.delete(*self.item_list.get_children())
         self.scan_result.configure(text="")
         if lot_id in self.lots:
             self._show_header(self.lots[lot_id])
         self._enable()
+        self._show_waiting()
 
         def done(found: list[lots_pb2.LotItem]) -> None:
             if self.open_id == lot_id:
                 for item in found:
                     self._show_item(item)
+                self._show_waiting()  # the waiting ones after the items the lot has
 
         self.controller.run(lambda: backend.items(self.session, lot_id), done, self._failed("load the items"))
         self.scan.focus_set()
 
-    def _show_item(self, item: lots_pb2.LotItem) -> None:
+    def _show_item(self, item: lots_pb2.LotItem, instead_of: str = "") -> None:
+        """Shows (or updates) an item; ``instead_of``: the waiting row it replaces, at that row's place."""
         self.items[item.id] = item
         state = next((k for k, v in STATES.items() if v == item.state), "")
         kind = next((k for k, v in TYPES.items() if v == item.type), "")
@@ -322,8 +387,11 @@ class LotsView(ttk.Frame):
         if self.item_list.exists(str(item.id)):
             self.item_list.item(str(item.id), text=item.serial_number, values=values)
         else:
-            self.item_list.insert("", "end", iid=str(item.id), text=item.serial_number, values=values)
+            at = self.item_list.index(instead_of) if instead_of and self.item_list.exists(instead_of) else "end"
+            self.item_list.insert("", at, iid=str(item.id), text=item.serial_number, values=values)
             self.item_list.see(str(item.id))
+        if instead_of and self.item_list.exists(instead_of):
+            self.item_list.delete(instead_of)
 
     # --- scanning ------------------------------------------------------------------------------------------
 
@@ -333,35 +401,171 @@ class LotsView(ttk.Frame):
         self.scan.focus_set()
         if not serial or not self.open_id:
             return
-        self.scans.append((serial, scanned))
+        if len(self.scans) >= MAX_WAITING:
+            text = f"Not kept: {serial}: {MAX_WAITING:,} scans already wait for the server; scan it again later."
+            self.scan_result.configure(text=text, bootstyle="danger")
+            return
+        self._rows += 1
+        item_type = TYPES[self.type_choice.get()]
+        brand, model = self.brand.get().strip(), self.model.get().strip()
+        self.scans.append(Scan(self.open_id, serial, scanned, item_type, brand, model, row=f"scan-{self._rows}"))
+        if self.offline:
+            self._save_waiting()
+        self._show_waiting()
         self._next_scan()
 
     def _next_scan(self) -> None:
-        if self.scanning or not self.scans:
+        """Sends the first scan; the others wait their turn (and all of them wait while the server is away)."""
+        if self.scanning or self.offline or not self.scans:
             return
-        serial, scanned = self.scans.pop(0)
-        lot_id = self.open_id
-        item_type, brand, model = TYPES[self.type_choice.get()], self.brand.get().strip(), self.model.get().strip()
+        scan = self.scans[0]
         self.scanning = True
 
-        def done(reply: lots_pb2.AddItemsResponse) -> None:
-            self.scanning = False
+        def work() -> tuple[lots_pb2.AddItemsResponse, bool]:
+            try:
+                reply = backend.add_item(
+                    self.session, scan.lot_id, scan.serial, scan.item_type, scan.brand, scan.model, scan.scanned
+                )
+                return reply, False
+            except CallFailed as error:
+                # A try whose answer was lost may have landed: this lot having the serial means it did.
+                if not scan.tried or error.code != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                item = backend.item_by_serial(self.session, scan.lot_id, scan.serial)
+                if item is None:
+                    raise
+                return lots_pb2.AddItemsResponse(items=[item], lot=backend.lot(self.session, scan.lot_id)), True
+
+        def done(result: tuple[lots_pb2.AddItemsResponse, bool]) -> None:
+            reply, landed_before = result
+            self.scanning, self.offline, self.retry_ms = False, False, RETRY_FIRST_MS
+            self._forget(scan)
             self._show_lot(reply.lot)
-            if self.open_id == lot_id:
+            if self.open_id == scan.lot_id:
                 for item in reply.items:
-                    self._show_item(item)
-            self.scan_result.configure(text=f"Added {serial}.", bootstyle="success")
+                    self._show_item(item, instead_of=scan.row)
+            if not scan.waited or not self.scan_result.cget("text").startswith("Not added"):
+                # (a refusal met while sending the waiting ones stays on screen)
+                note = " (it had reached the server before the connection broke)" if landed_before else ""
+                self.scan_result.configure(text=f"Added {scan.serial}{note}.", bootstyle="success")
             self._next_scan()
 
         def failed(error: Exception) -> None:
             self.scanning = False
+            if isinstance(error, Unreachable):
+                scan.tried, self.offline = True, True
+                self._soon("retry", self._retry, self.retry_ms)
+                self.retry_ms = min(self.retry_ms * 2, RETRY_MAX_MS)
+                self._save_waiting()
+                self._show_waiting()
+                return
+            if isinstance(error, NotSignedIn):  # kept in the file: it goes after the next login
+                scan.tried = True
+                self._save_waiting()
+                self.on_error(error, f"add {scan.serial}")
+                return
+            self._forget(scan)
             reason = error.details if isinstance(error, CallFailed) else str(error)
-            self.scan_result.configure(text=f"Not added: {serial}: {reason}", bootstyle="danger")
+            lot = self.lots.get(scan.lot_id)
+            where = f" to {lot.reference}" if lot is not None and scan.lot_id != self.open_id else ""
+            self.scan_result.configure(text=f"Not added{where}: {scan.serial}: {reason}", bootstyle="danger")
+            if self.open_id == scan.lot_id and scan.waited:  # it was shown waiting: now shown refused, in place
+                kind = next((k for k, v in TYPES.items() if v == scan.item_type), "")
+                row = self.item_list.insert(
+                    "",
+                    self.item_list.index(scan.row) if self.item_list.exists(scan.row) else "end",
+                    text=scan.serial,
+                    values=(kind, scan.brand, scan.model, "not added", "", ""),
+                    tags=("refused",),
+                )
+                self.refusals[row] = f"Not added: {scan.serial}: {reason}"
+                self.item_list.delete(scan.row)
+            elif self.item_list.exists(scan.row):
+                self.item_list.delete(scan.row)
             self._next_scan()
 
-        self.controller.run(
-            lambda: backend.add_item(self.session, lot_id, serial, item_type, brand, model, scanned), done, failed
-        )
+        self.controller.run(work, done, failed)
+
+    def _explain_refusal(self) -> None:
+        chosen = self.item_list.selection()
+        if len(chosen) == 1 and chosen[0] in self.refusals:
+            self.scan_result.configure(text=self.refusals[chosen[0]], bootstyle="danger")
+
+    def _forget(self, scan: Scan) -> None:
+        """The scan has its answer: out of the queue (and the file)."""
+        self.scans = [s for s in self.scans if s is not scan]
+        self._save_waiting()
+        self._show_waiting()
+
+    def _retry(self) -> None:
+        self.offline = False
+        self._next_scan()
+
+    def connection_back(self) -> None:
+        """The main window's stream is connected again: the waiting scans go now, not at the next retry."""
+        if self.offline:
+            if "retry" in self._after:
+                self.after_cancel(self._after.pop("retry"))
+            self.retry_ms = RETRY_FIRST_MS
+            self._retry()
+
+    def _show_waiting(self) -> None:
+        """The open lot's waiting scans as rows after its items, and how many wait, while the server is away."""
+        kind = {v: k for k, v in TYPES.items()}
+        state = "waiting" if self.offline else "sending…"
+        for scan in self.scans:
+            scan.waited = scan.waited or self.offline
+            if scan.lot_id != self.open_id:
+                continue
+            values = (kind.get(scan.item_type, ""), scan.brand, scan.model, state, "", "")
+            if self.item_list.exists(scan.row):
+                self.item_list.item(scan.row, values=values)
+                self.item_list.move(scan.row, "", "end")
+            else:
+                self.item_list.insert("", "end", iid=scan.row, text=scan.serial, values=values, tags=("waiting",))
+                self.item_list.see(scan.row)
+        here = sum(1 for scan in self.scans if scan.lot_id == self.open_id)
+        elsewhere = len(self.scans) - here
+        if not self.offline or not self.scans:
+            self.waiting.pack_forget()
+            return
+        text = f"{here} scan{'s' if here != 1 else ''} waiting to be sent"
+        if elsewhere:
+            text += f" (and {elsewhere} for other lots)"
+        text += ": the server does not answer; they go, in order, as soon as it does."
+        self.waiting.configure(text=text)
+        if not self.waiting.winfo_manager():
+            self.waiting.pack(anchor="w", pady=(4, 0), before=self.scan_result)
+
+    def _save_waiting(self) -> None:
+        """Keeps the waiting scans in a file (removed once none wait): closing the app loses none."""
+        path = waiting_file(self.session)
+        try:
+            if not self.scans or not (self.offline or any(scan.tried for scan in self.scans)):
+                if self._kept:
+                    path.unlink(missing_ok=True)
+                    self._kept = False
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scans = [{k: v for k, v in asdict(scan).items() if k != "row"} for scan in self.scans]
+            path.write_text(json.dumps({"scans": scans}, indent=1) + "\n")
+            self._kept = True
+        except OSError as error:  # the scans still wait in memory; say so, they are not lost yet
+            self.on_error(error, "keep the waiting scans in a file")
+
+    def _restore_waiting(self) -> None:
+        """The scans a previous run could not send: they may have landed (the app closed during a try)."""
+        path = waiting_file(self.session)
+        try:
+            saved = json.loads(path.read_text()).get("scans", [])
+            self._kept = True
+            for fields in saved[:MAX_WAITING]:
+                self._rows += 1
+                self.scans.append(Scan(**{**fields, "tried": True, "waited": True, "row": f"scan-{self._rows}"}))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            log.warning("the waiting scans in %s could not be read: %s", path, error)
 
     def complete_brands(self) -> None:
         prefix = self.brand.get().strip()
@@ -378,7 +582,7 @@ class LotsView(ttk.Frame):
     # --- inventory and report ------------------------------------------------------------------------------
 
     def inventory_selected(self) -> None:
-        chosen = [int(i) for i in self.item_list.selection()]
+        chosen = [int(i) for i in self.item_list.selection() if i.isdigit()]  # not the waiting rows
         technician, system = self.technician.get().strip(), self.operating_system.get().strip()
         if not chosen:
             self.scan_result.configure(text="Select the items to inventory in the list.", bootstyle="danger")

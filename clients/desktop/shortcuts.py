@@ -1,4 +1,7 @@
-"""Shortcuts: the person's saved links, in categories they arrange; search, add, edit, delete, reorder, open."""
+"""Shortcuts: the person's saved links, in categories they arrange; search, add, edit, delete, reorder, open.
+
+Shortcuts and categories are reordered with ▲ ▼ (the keyboard's way) or by dragging their rows with the mouse.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,112 @@ ALL, UNCATEGORISED = "all", "none"
 #: The search is run this long after the last key, ms.
 SEARCH_DELAY_MS = 300
 CONFIRM_MS = 4000
+#: A press that moves less than this (pixels) before its release is a click, not a drag.
+DRAG_PIXELS = 5
+
+
+class RowDrag:
+    """Reorders a Treeview's rows with the mouse: press on a row, drag, release.
+
+    While dragging, the row follows the pointer: it takes the place of the row under it, so the list shows
+    where it will land. Escape puts every row back; a press that moves less than ``DRAG_PIXELS`` stays a click
+    (the Treeview's own bindings select the row either way). ``on_drop(row, target)`` gets the dragged row and
+    the last row it took the place of; the view asks the server, then reloads the list in the server's order.
+    """
+
+    def __init__(
+        self,
+        tree: ttk.Treeview,
+        movable: Callable[[str], bool],
+        on_drop: Callable[[str, str], None],
+        on_hover: Callable[[str, str], None] = lambda row, target: None,
+    ) -> None:
+        self.tree, self.movable, self.on_drop, self.on_hover = tree, movable, on_drop, on_hover
+        #: The row pressed on (None: no drag possible), and where the press was.
+        self.row: str | None = None
+        self.start = (0, 0)
+        self.dragging = False
+        self.target = ""
+        #: The rows' order when the drag started, to put back on Escape.
+        self.origin: tuple[str, ...] = ()
+        tree.bind("<ButtonPress-1>", self._press, add="+")
+        # A press soon after a click is a double click, which Tk gives to <Double-1> only: a drag can start there too.
+        tree.bind("<Double-ButtonPress-1>", self._press, add="+")
+        tree.bind("<B1-Motion>", self._motion, add="+")
+        tree.bind("<ButtonRelease-1>", self._release, add="+")
+        tree.bind("<Escape>", self._escape, add="+")
+
+    def _press(self, event: tk.Event) -> None:
+        row = self.tree.identify_row(event.y)
+        on_row = self.tree.identify_region(event.x, event.y) in ("tree", "cell")
+        self.row = row if row and on_row and self.movable(row) else None
+        self.start, self.dragging, self.target = (event.x, event.y), False, ""
+
+    def _motion(self, event: tk.Event) -> None:
+        if self.row is None or not self.tree.exists(self.row):
+            return
+        if not self.dragging:
+            if max(abs(event.x - self.start[0]), abs(event.y - self.start[1])) < DRAG_PIXELS:
+                return
+            self.dragging, self.origin = True, self.tree.get_children()
+            self.tree.configure(cursor="fleur")
+            self.tree.focus_set()  # for Escape
+        target = self._row_at(event.y)
+        if target and target != self.row:
+            self.tree.move(self.row, "", self.tree.index(target))
+            self.target = target
+            self.tree.see(self.row)
+            self.on_hover(self.row, target)
+
+    def _row_at(self, y: int) -> str:
+        """The movable row under ``y``. Above or below the rows on screen: the nearest one shown, and the list
+        scrolls a line that way (the next move of the mouse goes further)."""
+        rows = [row for row in self.tree.get_children() if self.movable(row)]
+        if not rows:
+            return ""
+        row = self.tree.identify_row(y)
+        if row in rows:
+            return row
+        if row:  # a row that stays put (the category list's "All shortcuts"): the first movable one after it
+            index = self.tree.index(row)
+            return next((r for r in rows if self.tree.index(r) > index), rows[-1])
+        shown = [r for r in rows if self.tree.bbox(r)]
+        if not shown:
+            return ""
+        if y < self.tree.bbox(shown[0])[1]:
+            self.tree.yview_scroll(-1, "units")
+            return shown[0]
+        if y > self.tree.winfo_height():
+            self.tree.yview_scroll(1, "units")
+        return shown[-1]
+
+    def _release(self, _event: tk.Event) -> None:
+        row, dragging = self.row, self.dragging
+        self.row, self.dragging = None, False
+        if not dragging or row is None:
+            return
+        self.tree.configure(cursor="")
+        if self.tree.exists(row) and self.target and self.tree.get_children() != self.origin:
+            self.on_drop(row, self.target)
+
+    def _escape(self, _event: tk.Event) -> str | None:
+        if not self.dragging:
+            return None
+        self.row, self.dragging = None, False
+        self.tree.configure(cursor="")
+        for index, row in enumerate(r for r in self.origin if self.tree.exists(r)):
+            self.tree.move(row, "", index)
+        self.on_hover("", "")
+        return "break"
+
+
+def landing(moved: shortcuts_pb2.Shortcut, target: shortcuts_pb2.Shortcut, after: bool) -> tuple[int, int]:
+    """The (category, position) ``MoveShortcut`` needs to put ``moved`` just after (or before) ``target``.
+
+    Positions count within a category; taking a shortcut out of its own category first moves up the ones
+    below it, hence the shift."""
+    shift = 1 if target.category_id == moved.category_id and target.position > moved.position else 0
+    return target.category_id, target.position + (1 if after else 0) - shift
 
 
 class ShortcutsView(ttk.Frame):
@@ -55,6 +164,9 @@ class ShortcutsView(ttk.Frame):
         self.category_list.column("count", width=40, anchor="e")
         self.category_list.pack(fill="both", expand=True)
         self.category_list.bind("<<TreeviewSelect>>", lambda _e: self.load_shortcuts())
+        self.category_drag = RowDrag(
+            self.category_list, lambda row: row not in (ALL, UNCATEGORISED), self._category_dropped
+        )
         moves = ttk.Frame(left)
         moves.pack(fill="x", pady=(4, 0))
         self.category_up = ttk.Button(moves, text="▲", width=3, command=lambda: self.move_category(-1))
@@ -136,6 +248,7 @@ class ShortcutsView(ttk.Frame):
         bar.pack(side="left", fill="y")
         self.list.bind("<Double-1>", lambda _e: self.open_selected())
         self.list.bind("<Return>", lambda _e: self.open_selected())
+        self.drag = RowDrag(self.list, lambda _row: True, self._shortcut_dropped, self._shortcut_hovered)
         self.empty = ttk.Label(right, text="", bootstyle="secondary")
 
     # --- loading -----------------------------------------------------------------------------------------
@@ -310,7 +423,53 @@ class ShortcutsView(ttk.Frame):
             self._failed("move the shortcut"),
         )
 
+    def _shortcut(self, row: str) -> shortcuts_pb2.Shortcut | None:
+        return next((s for s in self.shortcuts if str(s.id) == row), None)
+
+    def _shortcut_hovered(self, row: str, target: str) -> None:
+        """While dragging, the dragged row's Category column says where it would go ("" "": the drag was
+        cancelled, every row shows its own again)."""
+        names = {c.id: c.name for c in self.categories}
+        if not row:
+            for shortcut in self.shortcuts:
+                if self.list.exists(str(shortcut.id)):
+                    self.list.set(str(shortcut.id), "category", names.get(shortcut.category_id, ""))
+            return
+        over = self._shortcut(target)
+        if over is not None:
+            self.list.set(row, "category", names.get(over.category_id, ""))
+
+    def _shortcut_dropped(self, row: str, target_row: str) -> None:
+        """Dropped where ``target_row`` was: the server puts it there (renumbering in one transaction)."""
+        moved, target = self._shortcut(row), self._shortcut(target_row)
+        if moved is None or target is None:
+            return
+        after = self.list.index(row) > self.list.index(target_row)
+        category, position = landing(moved, target, after)
+        shortcut = shortcuts_pb2.Shortcut(id=moved.id, category_id=category)
+        self.list.selection_set(row)
+
+        def failed(error: Exception) -> None:
+            self.on_error(error, "move the shortcut")
+            self.load_shortcuts()  # back to the server's order
+
+        self.controller.run(
+            lambda: backend.move_shortcut(self.session, shortcut, position), lambda _r: self.load(), failed
+        )
+
     # --- categories ----------------------------------------------------------------------------------------
+
+    def _category_dropped(self, row: str, _target: str) -> None:
+        """Categories are all listed (after "All shortcuts" and "Not in a category"): the row's index is its place."""
+        category_id, position = int(row), self.category_list.index(row) - 2
+
+        def failed(error: Exception) -> None:
+            self.on_error(error, "move the category")
+            self.load()
+
+        self.controller.run(
+            lambda: backend.move_category(self.session, category_id, position), lambda _r: self.load(), failed
+        )
 
     def save_category(self) -> None:
         name = self.category_name.get().strip()

@@ -15,6 +15,7 @@ from workspace_client.tk_bridge import Controller
 from . import backend
 from .agenda import AgendaView
 from .chat import ChatView, one_line
+from .idle import IdleWatcher
 from .lots import LotsView
 from .settings import SettingsView
 from .shortcuts import ShortcutsView
@@ -167,6 +168,8 @@ class MainWindow(ttk.Frame):
         self.closed = False
         self._reconnecting: StateChange | None = None
         self.chat.on_outbox = self.outbox_changed
+        #: Away after WORKSPACE_DESKTOP_IDLE_MINUTES without input in the window, online again at the next.
+        self.idle = IdleWatcher(self, controller, session)
         self.stream = event_stream(
             session,
             on_item=lambda item: controller.post(self._event, item),
@@ -178,6 +181,7 @@ class MainWindow(ttk.Frame):
 
     def start(self) -> None:
         self.stream.start()
+        self.idle.start()
         self.chat.load()
         self.agenda.load()
         self.shortcuts.load()
@@ -185,6 +189,7 @@ class MainWindow(ttk.Frame):
 
     def stop(self) -> None:
         self.closed = True
+        self.idle.stop()
         stream = self.stream
         self.controller.run(lambda: stream.stop(timeout=2))
 
@@ -227,6 +232,7 @@ class MainWindow(ttk.Frame):
                     self.chat.load_people()  # presence may have changed while the stream was down
                 self.was_connected = True
                 self.chat.set_online(True)
+            self.lots.connection_back()  # scans that waited for the server go now
         elif change.state == StreamState.RECONNECTING:
             self.live = False
             self.chat.set_online(False)

@@ -15,8 +15,10 @@ running in the main thread as it does under ``python -m desktop``:
    (the baseline: what the server and the library take; the difference is what the app adds);
 2. **memory**: the process's resident memory (VmRSS from /proc) before opening a conversation, after opening
    the ``--small`` one and scrolling up to its beginning, and after the same with the ``--history`` one (the
-   view's load-older path, 50 messages a page, until "The beginning of the conversation"); and the number of
-   Tk widgets under the message view (recursively), which does not grow with the messages.
+   view's load-older path, 50 messages a page, until "The beginning of the conversation"), with the time Tk's
+   thread spends writing each older page into the view (``ChatView._prepend``: it should not grow with what is
+   already there); and the number of Tk widgets under the message view (recursively), which does not grow with
+   the messages.
 
 It prints a table and never asserts.
 """
@@ -48,6 +50,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.modules.pop("desktop", None)
 
 BATCH = 100
+
+
+#: Messages sent into the long conversation once it is all loaded, to time how the view takes a new one.
+ARRIVALS = 20
 
 
 def rss_mib() -> float:
@@ -204,13 +210,13 @@ def run(args: argparse.Namespace, interval: tuple[float, float], address: str, p
                 with lock:
                     waiting.discard(marker)
 
-    render = chat._render
+    at_end = chat._at_end  # where a new message is written into the view
 
     def rendered(*a: Any, **k: Any) -> None:
-        render(*a, **k)
+        at_end(*a, **k)
         look()
 
-    chat._render = rendered  # type: ignore[method-assign]
+    chat._at_end = rendered  # type: ignore[method-assign]
 
     def poll() -> None:
         look()
@@ -238,23 +244,33 @@ def run(args: argparse.Namespace, interval: tuple[float, float], address: str, p
     )
     thread.join()
     pump(root, lambda: len(bare_seen) >= args.messages, 30, "the bare stream's messages")
-    chat._render = render  # type: ignore[method-assign]
+    chat._at_end = at_end  # type: ignore[method-assign]
     app_ms = [(shown[m] - sent[m]) * 1000 for m in sent]
     bare_ms = [(bare_seen[m] - sent[m]) * 1000 for m in sent]
     bare.stop()
     bare_session.close()
 
     # 2. memory
+    writes: list[float] = []  # ms of Tk's thread per older page written into the view, of the last conversation
+
     def scroll_to_beginning() -> int:
         """Scroll the view to its top until it has loaded the first message: its own load-older path."""
         pages = [0]
         load_older = chat.load_older
+        prepend = chat._prepend
+        writes.clear()
 
         def counted() -> None:
             pages[0] += 1
             load_older()
 
+        def timed(page: Any) -> None:
+            started = time.perf_counter()
+            prepend(page)
+            writes.append((time.perf_counter() - started) * 1000)
+
         chat.load_older = counted  # type: ignore[method-assign]
+        chat._prepend = timed  # type: ignore[method-assign]
         while chat.older_token:
             chat.text.yview_moveto(0.0)
             root.update()  # the scroll reaches ``_scrolled``, which asks for the page before
@@ -262,6 +278,7 @@ def run(args: argparse.Namespace, interval: tuple[float, float], address: str, p
                 chat.load_older()
             pump(root, lambda: not chat.loading_older, 60, "an older page")
         chat.load_older = load_older  # type: ignore[method-assign]
+        chat._prepend = prepend  # type: ignore[method-assign]
         return pages[0]
 
     memory: list[tuple[str, int, int, float, float, int]] = []
@@ -282,6 +299,25 @@ def run(args: argparse.Namespace, interval: tuple[float, float], address: str, p
         measure(label, time.monotonic() - started, pages)
     complete = "The beginning of the conversation" in chat.message_text()
     widgets_after = widgets_under(chat.text.master)
+
+    # 3. new messages arriving in the view of --history messages: Tk's time for each, against a whole redraw
+    arrivals: list[float] = []
+    append = chat._append
+
+    def timed_append(message: Any) -> None:
+        started = time.perf_counter()
+        append(message)
+        arrivals.append((time.perf_counter() - started) * 1000)
+
+    chat._append = timed_append  # type: ignore[method-assign]
+    for i in range(ARRIVALS):
+        request = chat_pb2.SendMessageRequest(conversation_id=big_id, text=f"late {i}", request_id=uuid.uuid4().hex)
+        ann.call(ann.chat.SendMessage, request)
+    pump(root, lambda: len(arrivals) >= ARRIVALS, 60, "the late messages")
+    chat._append = append  # type: ignore[method-assign]
+    started = time.perf_counter()
+    chat._render()
+    redraw_ms = (time.perf_counter() - started) * 1000
     window_widgets = widgets_under(root)
     app.close()
     ann.close()
@@ -307,6 +343,18 @@ def run(args: argparse.Namespace, interval: tuple[float, float], address: str, p
     for label, loaded, pages, seconds, rss, lines in memory:
         print(f"{label:22} {loaded:>7} {pages:>6} {seconds:>8.1f} {rss:>8.1f} {rss - base:>+7.1f} {lines:>11}")
     print(f"scrolled to the beginning: {'yes' if complete else 'no'}")
+    if writes:
+        tenth = max(1, len(writes) // 10)
+        print(
+            f"writing one older page into the view ({len(writes)} pages of the last): median "
+            f"{statistics.median(writes):.1f} ms, first {tenth} {statistics.fmean(writes[:tenth]):.1f} ms, last "
+            f"{tenth} {statistics.fmean(writes[-tenth:]):.1f} ms, max {max(writes):.1f} ms"
+        )
+    print(
+        f"a new message in the view of {memory[-1][1]} (Tk's thread, {len(arrivals)} messages): median "
+        f"{statistics.median(arrivals):.1f} ms, max {max(arrivals):.1f} ms; the whole view written again: "
+        f"{redraw_ms:.0f} ms"
+    )
     print(
         f"Tk widgets under the message view: {widgets_before} before, {widgets_after} with {memory[-1][1]} messages "
         f"(the whole window: {window_widgets})"

@@ -118,3 +118,4 @@ def test_desktop_bench_times_the_screen_and_counts_memory_and_widgets() -> None:
     history = next(line.split() for line in out.splitlines() if line.startswith("260 messages"))
     assert history[2:4] == ["260", "5"], out  # every message loaded, 5 older pages after the last one
     assert "scrolled to the beginning: yes" in out, out
+    assert "a new message in the view of 260 (Tk's thread, 20 messages): median " in out, out

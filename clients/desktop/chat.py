@@ -3,7 +3,9 @@
 Everything here runs on Tk's thread. The network is reached through ``Controller.run`` (a worker thread) and
 the events of ``ChatService.StreamEvents`` arrive through ``handle_event`` (the main window forwards them from
 the library's resumable stream). The message view is one ``Text`` widget whatever the number of messages:
-older pages are loaded with ``ListMessages`` when it is scrolled to the top.
+older pages are loaded with ``ListMessages`` when it is scrolled to the top, and written in above what is
+there (never the whole view again). Above it, a search of every conversation (``SearchMessages``); beside its
+title, a group's members (``MembersDialog``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import time
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import ttkbootstrap as ttk
 from workspace.v1 import chat_pb2, presence_pb2, users_pb2
-from workspace_client import Session, Unreachable
+from workspace_client import NotSignedIn, Session, Unreachable
 from workspace_client.tk_bridge import Controller
 
 from . import backend
@@ -33,6 +35,20 @@ GROUP_SECONDS = 300
 #: Delete asks for a second click within this many ms.
 CONFIRM_MS = 4000
 REACTIONS = ("♥", "✔")
+#: What the emoji menus offer (to write, and to react with): symbols of the Basic Multilingual Plane, which
+#: Tk 8.6 draws with the ordinary fonts (DejaVu Sans has them all; Tk cannot draw the colour emoji beyond).
+EMOJI = (
+    *("☺", "☹", "♥", "❤", "✔", "✘"),
+    *("★", "☘", "☀", "☁", "☂", "❄"),
+    *("☕", "⚡", "✈", "☎", "✉", "✂"),
+    *("✎", "♫", "⚠", "♪", "✌", "☝"),
+)
+#: Emoji per column of the menus.
+EMOJI_ROWS = 6
+#: Opening a search result loads at most this many older pages to reach it.
+SEEK_PAGES = 50
+#: The longest text the server searches for, characters.
+SEARCH_MAX = 200
 DOT_COLOURS = {
     presence_pb2.PRESENCE_STATE_ONLINE: "#2fb344",
     presence_pb2.PRESENCE_STATE_AWAY: "#f59f00",
@@ -81,6 +97,27 @@ def one_line(text: str, limit: int = 60) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def day_of(stamp: Any) -> date:
+    return datetime.fromtimestamp(stamp.seconds).date()
+
+
+def day_label(day: date) -> str:
+    """The line between two days of messages: "— Thursday 26 November —" (with the year if it is not this one)."""
+    label = f"{day:%A} {day.day} {day:%B}"
+    if day.year != datetime.now().year:
+        label += f" {day.year}"
+    return f"— {label} —"
+
+
+def snippet(text: str, query: str, limit: int = 80) -> str:
+    """One line of ``text`` that shows where ``query`` is in it."""
+    flat = " ".join(text.split())
+    where = flat.lower().find(query.lower())
+    if where > limit // 3 and len(flat) > limit:
+        flat = "…" + flat[where - limit // 4 :]
+    return one_line(flat, limit)
+
+
 class ChatView(ttk.Frame):
     def __init__(
         self,
@@ -116,6 +153,16 @@ class ChatView(ttk.Frame):
         self.selected = 0
         self.reply_to = 0
         self.editing = 0
+        #: A search result being opened: (conversation, message), and how many older pages were loaded for it.
+        self.wanted: tuple[int, int] | None = None
+        self.seek_pages = 0
+        #: The search results on show, by message id (bounded by the pages asked for with "More").
+        self.found: dict[int, chat_pb2.Message] = {}
+        self.found_query = ""
+        self.found_token = ""
+        #: Bumped by each search call and by leaving the results: a late answer to an older one is dropped.
+        self.search_serial = 0
+        self.members_dialog: MembersDialog | None = None
         self._confirm_after: str | None = None
         self._retry_after: str | None = None
         self.dots = {state: dot(colour) for state, colour in DOT_COLOURS.items()}
@@ -193,8 +240,22 @@ class ChatView(ttk.Frame):
         people_bar.pack(side="left", fill="y")
         self.people.bind("<Double-1>", lambda _e: self.message_selected_person())
 
-        self.title = ttk.Label(right, text="Choose a conversation", font=("TkDefaultFont", 13, "bold"))
-        self.title.pack(anchor="w")
+        self._build_search(right)
+        # The conversation, or in its place while a search is on show, the results.
+        self.conversation_area = ttk.Frame(right)
+        self.conversation_area.pack(fill="both", expand=True)
+        self.results_area = ttk.Frame(right)
+        self._build_results(self.results_area)
+        right = self.conversation_area
+
+        header = ttk.Frame(right)
+        header.pack(fill="x")
+        self.title = ttk.Label(header, text="Choose a conversation", font=("TkDefaultFont", 13, "bold"))
+        self.title.pack(side="left", anchor="w")
+        # Packed only while a group is open: a direct conversation has no members to manage.
+        self.members_button = ttk.Button(
+            header, text="Members", command=self.show_members, bootstyle="secondary-outline"
+        )
         self.subtitle = ttk.Label(right, text="", bootstyle="secondary")
         self.subtitle.pack(anchor="w", pady=(0, 4))
 
@@ -206,6 +267,10 @@ class ChatView(ttk.Frame):
         self.compose.bind("<Return>", lambda _e: self.send())
         self.compose.bind("<Escape>", lambda _e: self.cancel_mode())
         self.compose.bind("<Key>", self._keyed)
+        self.emoji_button = ttk.Button(compose, text="☺", width=3, bootstyle="secondary-outline")
+        self.emoji_menu = self._emoji_menu(self.insert_emoji)
+        self.emoji_button.configure(command=lambda: self._post(self.emoji_menu, self.emoji_button))
+        self.emoji_button.pack(side="left", padx=(6, 0))
         self.send_button = ttk.Button(compose, text="Send", command=self.send, bootstyle="primary", width=8)
         self.send_button.pack(side="left", padx=(6, 0))
 
@@ -218,6 +283,10 @@ class ChatView(ttk.Frame):
             ttk.Button(actions, text=emoji, command=lambda e=emoji: self.toggle_reaction(e), bootstyle="secondary-link")
             for emoji in REACTIONS
         ]
+        self.more_reactions = ttk.Button(actions, text="☺ …", bootstyle="secondary-link")
+        self.reaction_menu = self._emoji_menu(self.toggle_reaction)
+        self.more_reactions.configure(command=lambda: self._post(self.reaction_menu, self.more_reactions))
+        self.react_buttons.append(self.more_reactions)
         self.cancel_button = ttk.Button(actions, text="Cancel", command=self.cancel_mode, bootstyle="secondary-link")
         for widget in (self.reply_button, self.edit_button, self.delete_button, *self.react_buttons):
             widget.pack(side="left")
@@ -240,6 +309,74 @@ class ChatView(ttk.Frame):
         self._style_text()
         self._update_actions()
 
+    def _emoji_menu(self, choose: Callable[[str], None]) -> tk.Menu:
+        """A menu of ``EMOJI`` in columns; choosing one calls ``choose`` with it."""
+        menu = tk.Menu(self, tearoff=False, font=("TkDefaultFont", 14))
+        for index, emoji in enumerate(EMOJI):
+            menu.add_command(
+                label=emoji, command=lambda e=emoji: choose(e), columnbreak=bool(index and index % EMOJI_ROWS == 0)
+            )
+        return menu
+
+    def _post(self, menu: tk.Menu, under: tk.Misc) -> None:
+        menu.tk_popup(under.winfo_rootx(), under.winfo_rooty() + under.winfo_height())
+
+    def insert_emoji(self, emoji: str) -> None:
+        """Into the message being written, where the cursor is."""
+        self.compose.insert("insert", emoji)
+        self.compose.focus_set()
+
+    def _build_search(self, parent: tk.Misc) -> None:
+        bar = ttk.Frame(parent)
+        bar.pack(fill="x", pady=(0, 8))
+        ttk.Label(bar, text="Search messages", bootstyle="secondary").pack(side="left", padx=(0, 6))
+        self.search_clear = ttk.Button(bar, text="Clear", command=self.clear_search, bootstyle="secondary-link")
+        self.search_clear.pack(side="right")
+        self.search_button = ttk.Button(
+            bar, text="Search", command=self.search_messages, bootstyle="primary-outline", width=8
+        )
+        self.search_button.pack(side="right", padx=(6, 0))
+        self.search_hint = ttk.Label(bar, text="", bootstyle="secondary")
+        self.search_hint.pack(side="right", padx=(6, 0))
+        self.search_entry = ttk.Entry(bar)
+        self.search_entry.pack(side="left", fill="x", expand=True)
+        self.search_entry.bind("<Return>", lambda _e: self.search_messages())
+        self.search_entry.bind("<Escape>", lambda _e: self.clear_search())
+
+    def _build_results(self, area: ttk.Frame) -> None:
+        head = ttk.Frame(area)
+        head.pack(fill="x", pady=(0, 4))
+        self.results_label = ttk.Label(head, text="", font=("TkDefaultFont", 11, "bold"))
+        self.results_label.pack(side="left")
+        ttk.Label(head, text="Double-click a message (or Enter) to open it", bootstyle="secondary").pack(side="right")
+        foot = ttk.Frame(area)
+        foot.pack(side="bottom", fill="x", pady=(6, 0))
+        self.more_button = ttk.Button(
+            foot, text="More results", command=self._search_page, bootstyle="secondary-outline", state="disabled"
+        )
+        self.more_button.pack(side="left")
+        self.open_result_button = ttk.Button(foot, text="Open", command=self.open_result, bootstyle="primary")
+        self.open_result_button.pack(side="right")
+        box = ttk.Frame(area)
+        box.pack(fill="both", expand=True)
+        columns = ("conversation", "sender", "time", "text")
+        self.results = ttk.Treeview(box, columns=columns, show="headings", selectmode="browse")
+        for column, heading, width, stretch in (
+            ("conversation", "Conversation", 150, False),
+            ("sender", "From", 120, False),
+            ("time", "When", 100, False),
+            ("text", "Message", 300, True),
+        ):
+            self.results.heading(column, text=heading, anchor="w")
+            self.results.column(column, width=width, minwidth=60, stretch=stretch)
+        bar = ttk.Scrollbar(box, orient="vertical", command=self.results.yview)
+        self.results.configure(yscrollcommand=bar.set)
+        self.results.pack(side="left", fill="both", expand=True)
+        bar.pack(side="left", fill="y")
+        self.results.bind("<Double-1>", lambda _e: self.open_result())
+        self.results.bind("<Return>", lambda _e: self.open_result())
+        self.results.bind("<Escape>", lambda _e: self.clear_search())
+
     def _style_text(self) -> None:
         style = ttk.Style()
         background = style.lookup("TEntry", "fieldbackground") or "white"
@@ -253,6 +390,9 @@ class ChatView(ttk.Frame):
         self.text.tag_configure("reactions", font=("TkDefaultFont", 9), foreground="#4582ec")
         self.text.tag_configure("pending", foreground="#adb5bd")
         self.text.tag_configure("notice", foreground="#868e96", justify="center", font=("TkDefaultFont", 9))
+        self.text.tag_configure(
+            "day", foreground="#868e96", justify="center", font=("TkDefaultFont", 9, "bold"), spacing1=10, spacing3=2
+        )
         self.text.tag_configure("selected", background="#e7f1ff" if _light(background) else "#2b3e50")
 
     # --- loading -----------------------------------------------------------------------------------------
@@ -449,6 +589,7 @@ class ChatView(ttk.Frame):
             self.older_token, self.loading_older = token, False
             self._render(to_end=True)
             self._mark_read()
+            self._seek()
 
         def failed(error: Exception) -> None:
             self.loading_older = False
@@ -460,8 +601,14 @@ class ChatView(ttk.Frame):
     def _show_title(self) -> None:
         conversation = self.conversations.get(self.open_id)
         if conversation is None:
+            self.members_button.pack_forget()
             return
         self.title.configure(text=self.conversation_title(conversation))
+        if conversation.kind == chat_pb2.CONVERSATION_KIND_GROUP:
+            if not self.members_button.winfo_manager():
+                self.members_button.pack(side="right")
+        else:
+            self.members_button.pack_forget()
         if conversation.kind == chat_pb2.CONVERSATION_KIND_DIRECT:
             state = self.presence.get(self.other(conversation), presence_pb2.PRESENCE_STATE_OFFLINE)
             self.subtitle.configure(text=f"● {PRESENCE_WORDS.get(state, '')}", foreground=DOT_COLOURS.get(state))
@@ -483,21 +630,70 @@ class ChatView(ttk.Frame):
             if self.open_id != conversation_id:
                 return
             messages, next_token = page
-            lines_before = int(self.text.index("end-1c").split(".")[0])
-            top = int(self.text.index("@0,0").split(".")[0])
-            for message in messages:
-                self.messages.setdefault(message.id, message)
             self.older_token = next_token
-            self._render()
-            added = int(self.text.index("end-1c").split(".")[0]) - lines_before
-            self.text.yview(f"{top + added}.0")
+            self._prepend([m for m in messages if m.id not in self.messages])
             self.loading_older = False
+            self._seek()
 
         def failed(error: Exception) -> None:
             self.loading_older = False
             self.on_error(error, "load older messages")
 
         self.controller.run(lambda: backend.messages(self.session, conversation_id, token), done, failed)
+
+    def _prepend(self, page: list[chat_pb2.Message]) -> None:
+        """Write an older page in above the first message shown, as ``_render`` would have, and keep the view on
+        what it showed. The first message is written again after the page: its date line and its header depend on
+        the message before it, which it now has."""
+        text = self.text
+        first = self.messages[min(self.messages)] if self.messages else None
+        page = sorted(page, key=lambda m: m.id)
+        block = text.tag_ranges(f"m{first.id}") if first is not None else ()
+        if first is None or not block or (page and page[-1].id > first.id) or "day" not in text.tag_names("1.0"):
+            for message in page:  # not the view that _render wrote with older pages to come: write it all
+                self.messages[message.id] = message
+            self._render()
+            return
+        for message in page:
+            self.messages[message.id] = message
+        page_ids = {m.id for m in page}
+        top = text.index("@0,0")
+        in_first = text.compare(top, "<", block[-1])
+        text.mark_set("view_top", top)
+        text.configure(state="normal")
+        text.delete("1.0", block[-1])  # the first message with its date line
+        text.mark_set("seam", "1.0")
+        text.mark_gravity("seam", "right")  # each insertion goes after the one before
+        if not self.older_token:
+            text.insert("seam", "The beginning of the conversation\n", ("notice",))
+        previous: chat_pb2.Message | None = None
+        for message in page:
+            self._write(message, previous, at="seam")
+            previous = message
+        text.mark_set("old_first", "seam")
+        text.mark_gravity("old_first", "left")
+        self._write(first, previous, at="seam")
+        for message in self.messages.values():  # replies shown as "an earlier message" now know what they quote
+            if message.reply_to_message_id in page_ids and message.id not in page_ids:
+                self._requote(message)
+        self._highlight()
+        text.configure(state="disabled")
+        text.yview("old_first" if in_first else "view_top")
+        for mark in ("seam", "old_first", "view_top"):
+            text.mark_unset(mark)
+
+    def _requote(self, message: chat_pb2.Message) -> None:
+        ranges = self.text.tag_ranges(f"m{message.id}")
+        quoted = self.text.tag_nextrange("quote", ranges[0], ranges[-1]) if ranges else ()
+        if quoted:
+            self.text.delete(quoted[0], quoted[1])
+            self.text.insert(quoted[0], self._quote(message) + "\n", ("quote", f"m{message.id}"))
+
+    def _highlight(self) -> None:
+        self.text.tag_remove("selected", "1.0", "end")
+        ranges = self.text.tag_ranges(f"m{self.selected}") if self.selected in self.messages else ()
+        if ranges:
+            self.text.tag_add("selected", ranges[0], ranges[-1])
 
     def _render(self, to_end: bool = False, notice: str = "") -> None:
         """Write the loaded messages (and the outbox) into the Text widget, keeping the scroll position."""
@@ -515,51 +711,113 @@ class ChatView(ttk.Frame):
             message = self.messages[message_id]
             self._write(message, previous)
             previous = message
-        for pending in self.outbox:
-            if pending.conversation_id == self.open_id:
-                text.insert("end", "You  ", ("meta", "pending"))
-                text.insert("end", "sending…\n", ("time", "pending"))
-                text.insert("end", pending.text + "\n", ("body", "pending"))
-        if self.selected in self.messages:
-            ranges = text.tag_ranges(f"m{self.selected}")
-            if ranges:
-                text.tag_add("selected", ranges[0], ranges[-1])
+        self._write_outbox()
+        self._highlight()
         text.configure(state="disabled")
         if at_end:
             text.see("end")
         else:
             text.yview(top)
 
-    def _write(self, message: chat_pb2.Message, previous: chat_pb2.Message | None) -> None:
+    def _write_outbox(self) -> None:
+        """The open conversation's messages still being sent, after the others (tagged ``pending``)."""
+        for pending in self.outbox:
+            if pending.conversation_id == self.open_id:
+                self.text.insert("end", "You  ", ("meta", "pending"))
+                self.text.insert("end", "sending…\n", ("time", "pending"))
+                self.text.insert("end", pending.text + "\n", ("body", "pending"))
+
+    def _at_end(self, write: Callable[[], None]) -> None:
+        """Changes the end of the view (the newest message, the outbox) without rewriting the rest: a long
+        history makes a full ``_render`` cost a noticeable moment for every message. A view scrolled to its end
+        stays there; any other stays where it was."""
+        text = self.text
+        at_end = text.yview()[1] >= 0.999
+        top = text.index("@0,0")
+        text.configure(state="normal")
+        pending = text.tag_ranges("pending")
+        if pending:  # (not through "end": Tk would take the newline before them instead of its own last one)
+            text.delete(pending[0], "end-1c")
+        write()
+        self._write_outbox()
+        self._highlight()
+        text.configure(state="disabled")
+        if at_end:
+            text.see("end")
+        else:
+            text.yview(top)
+
+    def show_outbox(self) -> None:
+        """The outbox changed (a message to send, or one refused): only its rows are written again."""
+        self._at_end(lambda: None)
+
+    def _append(self, message: chat_pb2.Message) -> None:
+        """A message newer than every one shown: written at the end, as ``_render`` would have."""
+        previous = self.messages[max(self.messages)] if self.messages else None
+        self.messages[message.id] = message
+        self._at_end(lambda: self._write(message, previous))
+
+    def _rewrite(self, message: chat_pb2.Message) -> bool:
+        """A shown message as it is now (edited, deleted, reacted to), written again in its place; False when
+        only a full ``_render`` can show it (it is not in the view)."""
+        text = self.text
+        ranges = text.tag_ranges(f"m{message.id}")
+        if not ranges:
+            return False
+        earlier = [i for i in self.messages if i < message.id]
+        previous = self.messages[max(earlier)] if earlier else None
+        self.messages[message.id] = message
+        text.configure(state="normal")
+        text.mark_set("rewrite", ranges[0])
+        text.mark_gravity("rewrite", "right")
+        text.delete(ranges[0], ranges[-1])
+        self._write(message, previous, at="rewrite", day_line=False)
+        text.mark_unset("rewrite")
+        for other in self.messages.values():  # replies quote its text
+            if other.reply_to_message_id == message.id:
+                self._requote(other)
+        self._highlight()
+        text.configure(state="disabled")
+        return True
+
+    def _write(
+        self, message: chat_pb2.Message, previous: chat_pb2.Message | None, at: str = "end", day_line: bool = True
+    ) -> None:
+        """One message at ``at`` (an index or a mark of gravity right); ``previous`` is the one shown above it.
+        ``day_line``: False when the message is written again under its date line, which stays."""
         tag = f"m{message.id}"
         text = self.text
         edited = bool(message.edit_time.seconds and not message.delete_time.seconds)
+        new_day = previous is None or day_of(previous.create_time) != day_of(message.create_time)
+        if new_day and day_line:
+            text.insert(at, day_label(day_of(message.create_time)) + "\n", ("day",))
         follows = (
-            previous is not None
+            not new_day
+            and previous is not None
             and previous.sender_id == message.sender_id
             and 0 <= message.create_time.seconds - previous.create_time.seconds < GROUP_SECONDS
             and not message.reply_to_message_id
             and not edited
         )
         if not follows:  # a run of messages from one person within a few minutes shares one header
-            text.insert("end", self.name(message.sender_id) + "  ", ("meta", tag))
+            text.insert(at, self.name(message.sender_id) + "  ", ("meta", tag))
             stamp = clock(message.create_time) + ("  (edited)" if edited else "")
-            text.insert("end", stamp + "\n", ("time", tag))
+            text.insert(at, stamp + "\n", ("time", tag))
         if message.reply_to_message_id:
-            quoted = self.messages.get(message.reply_to_message_id)
-            quote = (
-                f"↪ {self.name(quoted.sender_id)}: {one_line(quoted.text, 70) or 'deleted message'}"
-                if quoted is not None
-                else "↪ an earlier message"
-            )
-            text.insert("end", quote + "\n", ("quote", tag))
+            text.insert(at, self._quote(message) + "\n", ("quote", tag))
         if message.delete_time.seconds:
-            text.insert("end", "This message was deleted.\n", ("deleted", tag))
+            text.insert(at, "This message was deleted.\n", ("deleted", tag))
         else:
-            text.insert("end", message.text + "\n", ("body", tag))
+            text.insert(at, message.text + "\n", ("body", tag))
         if message.reactions:
             marks = "   ".join(f"{r.emoji} {len(r.user_ids)}" for r in message.reactions)
-            text.insert("end", marks + "\n", ("reactions", tag))
+            text.insert(at, marks + "\n", ("reactions", tag))
+
+    def _quote(self, message: chat_pb2.Message) -> str:
+        quoted = self.messages.get(message.reply_to_message_id)
+        if quoted is None:
+            return "↪ an earlier message"
+        return f"↪ {self.name(quoted.sender_id)}: {one_line(quoted.text, 70) or 'deleted message'}"
 
     def _clicked(self, event: tk.Event) -> None:
         index = self.text.index(f"@{event.x},{event.y}")
@@ -570,7 +828,7 @@ class ChatView(ttk.Frame):
 
     def select_message(self, message_id: int) -> None:
         self.selected = message_id if message_id in self.messages else 0
-        self._render()
+        self._highlight()
         self._update_actions()
 
     def _mine(self, message_id: int) -> bool:
@@ -587,6 +845,168 @@ class ChatView(ttk.Frame):
         self.cancel_button.configure(state="normal" if (self.reply_to or self.editing) else "disabled")
         self.send_button.configure(text="Save" if self.editing else "Send")
         self.delete_button.configure(text="Delete")
+
+    def show_message(self, conversation_id: int, message_id: int) -> None:
+        """Open a conversation at one of its messages, selected: older pages are loaded until it is there."""
+        self.wanted, self.seek_pages = (conversation_id, message_id), 0
+        if conversation_id == self.open_id and not self.loading_older:
+            self._seek()
+        else:
+            self.open(conversation_id)
+
+    def _seek(self) -> None:
+        """One step towards the message wanted: select it if it is loaded, else ask for the page before."""
+        if self.wanted is None or self.loading_older:
+            return  # nothing wanted, or a page is on its way (its arrival calls this again)
+        conversation_id, message_id = self.wanted
+        if conversation_id != self.open_id:
+            self.wanted = None
+            return
+        if message_id in self.messages:
+            self.wanted = None
+            self.select_message(message_id)
+            ranges = self.text.tag_ranges(f"m{message_id}")
+            self.text.see(ranges[-1])
+            self.text.see(ranges[0])
+            return
+        if self.older_token and (not self.messages or min(self.messages) > message_id):
+            if self.seek_pages < SEEK_PAGES:
+                self.seek_pages += 1
+                self.load_older()
+                return
+            self.wanted = None
+            self.banner.configure(
+                text=f"That message is more than {SEEK_PAGES} pages back: scroll up to reach it, or search for "
+                "something more precise."
+            )
+            return
+        self.wanted = None
+        self.banner.configure(text="That message is not in the conversation any more (it was deleted).")
+
+    # --- searching -----------------------------------------------------------------------------------------
+
+    def search_messages(self) -> None:
+        """Search every conversation for the text in the search field (Enter, or the Search button)."""
+        query = self.search_entry.get().strip()
+        if not query:
+            self.search_hint.configure(text="Type a word to look for in all your conversations.")
+            return
+        if len(query) > SEARCH_MAX:
+            self.search_hint.configure(text=f"Search for at most {SEARCH_MAX} characters.")
+            return
+        self.search_hint.configure(text="")
+        self.conversation_area.pack_forget()
+        self.results_area.pack(fill="both", expand=True)
+        self.results.delete(*self.results.get_children())
+        self.found, self.found_query, self.found_token = {}, query, ""
+        self.results_label.configure(text=f"Searching for “{one_line(query, 40)}”…")
+        self._search_page()
+
+    def _search_page(self) -> None:
+        """The next page of results, added under those shown ("More results")."""
+        query, token = self.found_query, self.found_token
+        self.search_serial += 1
+        serial = self.search_serial
+        self.more_button.configure(state="disabled")
+
+        def done(page: tuple[list[chat_pb2.Message], str]) -> None:
+            if serial != self.search_serial:
+                return
+            messages, self.found_token = page
+            for message in messages:
+                if message.id in self.found:
+                    continue
+                self.found[message.id] = message
+                conversation = self.conversations.get(message.conversation_id)
+                self.results.insert(
+                    "",
+                    "end",
+                    iid=str(message.id),
+                    values=(
+                        self.conversation_title(conversation) if conversation is not None else "a conversation",
+                        self.name(message.sender_id),
+                        clock(message.create_time),
+                        snippet(message.text, query),
+                    ),
+                )
+            shown = one_line(query, 40)
+            if not self.found:
+                self.results_label.configure(text=f"No message contains “{shown}”.")
+            else:
+                more = ", more to come" if self.found_token else ""
+                many = "message contains" if len(self.found) == 1 else "messages contain"
+                self.results_label.configure(text=f"{len(self.found)} {many} “{shown}”{more}")
+            self.more_button.configure(state="normal" if self.found_token else "disabled")
+            if self.found and not self.results.selection():
+                first = self.results.get_children()[0]
+                self.results.selection_set(first)
+                self.results.focus(first)
+
+        def failed(error: Exception) -> None:
+            if serial == self.search_serial:
+                self.results_label.configure(text="The search did not work.")
+                self.more_button.configure(state="normal" if self.found_token else "disabled")
+                self.on_error(error, "search the messages")
+
+        self.controller.run(lambda: backend.search_messages(self.session, query, token), done, failed)
+
+    def clear_search(self) -> None:
+        """Back to the conversation (Escape, or Clear)."""
+        self.search_serial += 1  # an answer still on its way is dropped
+        self.search_entry.delete(0, "end")
+        self.search_hint.configure(text="")
+        self._leave_results()
+
+    def _leave_results(self) -> None:
+        self.results.delete(*self.results.get_children())
+        self.found, self.found_token = {}, ""
+        self.more_button.configure(state="disabled")
+        self.results_area.pack_forget()
+        self.conversation_area.pack(fill="both", expand=True)
+
+    def searching(self) -> bool:
+        return bool(self.results_area.winfo_manager())
+
+    def open_result(self) -> None:
+        chosen = self.results.selection()
+        message = self.found.get(int(chosen[0])) if chosen else None
+        if message is None:
+            return
+        self.search_serial += 1
+        self._leave_results()  # the query stays in the field: Enter runs it again
+        self.show_message(message.conversation_id, message.id)
+
+    # --- a group's members ---------------------------------------------------------------------------------
+
+    def show_members(self) -> None:
+        conversation = self.conversations.get(self.open_id)
+        if conversation is None or conversation.kind != chat_pb2.CONVERSATION_KIND_GROUP:
+            return
+        if self.members_dialog is not None and self.members_dialog.winfo_exists():
+            if self.members_dialog.conversation_id == conversation.id:
+                self.members_dialog.lift()
+                return
+            self.members_dialog.destroy()
+        self.members_dialog = MembersDialog(self, conversation)
+
+    def _drop_conversation(self, conversation_id: int, notice: str) -> None:
+        """The person is no longer in a conversation (left, or removed): it goes from the list and the view."""
+        self.conversations.pop(conversation_id, None)
+        if self.members_dialog is not None and self.members_dialog.conversation_id == conversation_id:
+            self.members_dialog.destroy()
+            self.members_dialog = None
+        if self.open_id == conversation_id:
+            self.open_id = 0
+            self.messages = {}
+            self.older_token = ""
+            self.selected = self.reply_to = self.editing = 0
+            self.title.configure(text="Choose a conversation")
+            self.subtitle.configure(text="")
+            self.members_button.pack_forget()
+            self.banner.configure(text="")
+            self._render(notice=notice)
+            self._update_actions()
+        self._fill_list()
 
     # --- writing -------------------------------------------------------------------------------------------
 
@@ -653,7 +1073,8 @@ class ChatView(ttk.Frame):
         self.compose.delete(0, "end")
         self.banner.configure(text="")
         self._update_actions()
-        self._render(to_end=True)
+        self.show_outbox()
+        self.text.see("end")
         self.on_outbox()
         self.flush()
 
@@ -681,7 +1102,7 @@ class ChatView(ttk.Frame):
                 return
             self.outbox = [p for p in self.outbox if p.request_id != pending.request_id]
             if pending.conversation_id == self.open_id:
-                self._render()
+                self.show_outbox()
             self.on_error(error, f"send “{one_line(pending.text, 40)}”")
             self.flush()
 
@@ -732,8 +1153,9 @@ class ChatView(ttk.Frame):
     def _changed(self, message: chat_pb2.Message) -> None:
         """A message as it is now (edited, deleted, reacted to)."""
         if message.conversation_id == self.open_id and message.id in self.messages:
-            self.messages[message.id] = message
-            self._render()
+            if not self._rewrite(message):
+                self.messages[message.id] = message
+                self._render()
             self._update_actions()
         conversation = self.conversations.get(message.conversation_id)
         if conversation is not None and conversation.last_message.id == message.id:
@@ -775,13 +1197,7 @@ class ChatView(ttk.Frame):
         elif kind == "members_removed":
             change = event.members_removed
             if self.me in change.user_ids:
-                self.conversations.pop(change.conversation.id, None)
-                if self.open_id == change.conversation.id:
-                    self.open_id = 0
-                    self.messages = {}
-                    self.title.configure(text="Choose a conversation")
-                    self._render(notice="You are no longer in this conversation.")
-                self._fill_list()
+                self._drop_conversation(change.conversation.id, "You are no longer in this conversation.")
             else:
                 self._merge_conversation(change.conversation)
         elif kind == "presence_changed":
@@ -815,6 +1231,8 @@ class ChatView(ttk.Frame):
         self._fill_list()
         if conversation.id == self.open_id:
             self._show_title()
+        if self.members_dialog is not None and self.members_dialog.conversation_id == conversation.id:
+            self.members_dialog.show(conversation)
 
     def _message_arrived(self, message: chat_pb2.Message) -> None:
         if message.sender_id != self.me and message.id > self.newest_incoming:  # a replayed event is not new
@@ -838,8 +1256,11 @@ class ChatView(ttk.Frame):
             if message.sender_id != self.me and message.id > conversation.last_read_message_id:
                 conversation.unread_count += 1
         if message.conversation_id == self.open_id and message.id not in self.messages:
-            self.messages[message.id] = message
-            self._render()
+            if not self.messages or message.id > max(self.messages):
+                self._append(message)
+            else:  # an older one (a late answer): its place is among the others
+                self.messages[message.id] = message
+                self._render()
             self._mark_read()
         self._fill_list()
         self._show_typing()
@@ -887,6 +1308,233 @@ class ChatView(ttk.Frame):
 
     def message_text(self) -> str:
         return self.text.get("1.0", "end-1c")
+
+
+class MembersDialog(ttk.Toplevel):
+    """A group's members, admins marked. An admin adds people picked from the directory and removes members;
+    everyone may leave (a second click confirms). Not modal; it follows the group's changes as the event stream
+    brings them (``ChatView._merge_conversation`` calls ``show``)."""
+
+    def __init__(self, view: ChatView, conversation: chat_pb2.Conversation) -> None:
+        super().__init__(master=view, title="Members", resizable=(True, True))
+        self.transient(view.winfo_toplevel())
+        self.view, self.conversation_id, self.conversation = view, conversation.id, conversation
+        self.alive = True
+        self._confirm_after: str | None = None
+        frame = ttk.Frame(self, padding=14)
+        frame.pack(fill="both", expand=True)
+        frame.columnconfigure(0, weight=1)
+        frame.columnconfigure(1, weight=1)
+        frame.rowconfigure(3, weight=1)
+        self.heading = ttk.Label(frame, text="", font=("TkDefaultFont", 12, "bold"))
+        self.heading.grid(row=0, column=0, columnspan=2, sticky="w")
+        self.note = ttk.Label(frame, text="", bootstyle="secondary", wraplength=520, justify="left")
+        self.note.grid(row=1, column=0, columnspan=2, sticky="w", pady=(2, 10))
+
+        ttk.Label(frame, text="Members", font=("TkDefaultFont", 10, "bold")).grid(row=2, column=0, sticky="w")
+        self.members = ttk.Treeview(frame, columns=("role",), height=10, selectmode="browse")
+        self.members.heading("#0", text="Name", anchor="w")
+        self.members.heading("role", text="Role", anchor="w")
+        self.members.column("#0", width=190, stretch=True)
+        self.members.column("role", width=70, stretch=False)
+        self.members.tag_configure("admin", font=("TkDefaultFont", 10, "bold"))
+        self.members.grid(row=3, column=0, sticky="nsew", padx=(0, 10))
+        self.remove_button = ttk.Button(
+            frame, text="Remove from group", command=self.remove_selected, bootstyle="danger-outline"
+        )
+        self.remove_button.grid(row=4, column=0, sticky="w", pady=(6, 0))
+
+        # Adding people: for the group's admins only (hidden for the others).
+        self.add_head = ttk.Frame(frame)
+        self.add_head.grid(row=2, column=1, sticky="ew")
+        ttk.Label(self.add_head, text="Add people", font=("TkDefaultFont", 10, "bold")).pack(side="left")
+        self.find = tk.StringVar()
+        self.find_entry = ttk.Entry(self.add_head, textvariable=self.find, width=14)
+        self.find_entry.pack(side="right")
+        ttk.Label(self.add_head, text="Find", bootstyle="secondary").pack(side="right", padx=(0, 6))
+        self.find.trace_add("write", lambda *_: self._fill_candidates())
+        self.candidates = ttk.Treeview(frame, height=10, selectmode="extended", show="tree")
+        self.candidates.column("#0", width=220, stretch=True)
+        self.candidates.grid(row=3, column=1, sticky="nsew")
+        self.candidates.bind("<Double-1>", lambda _e: self.add_selected())
+        self.add_button = ttk.Button(frame, text="Add to group", command=self.add_selected, bootstyle="primary")
+        self.add_button.grid(row=4, column=1, sticky="w", pady=(6, 0))
+
+        self.result = ttk.Label(frame, text="", bootstyle="secondary", wraplength=520, justify="left")
+        self.result.grid(row=5, column=0, columnspan=2, sticky="w", pady=(10, 0))
+        bottom = ttk.Frame(frame)
+        bottom.grid(row=6, column=0, columnspan=2, sticky="ew", pady=(10, 0))
+        self.leave_button = ttk.Button(bottom, text="Leave group", command=self.leave, bootstyle="danger")
+        self.leave_button.pack(side="left")
+        ttk.Button(bottom, text="Close", command=self.destroy, bootstyle="secondary-outline").pack(side="right")
+        self.bind("<Escape>", lambda _e: self.destroy())
+        self.bind("<Destroy>", self._destroyed, add="+")
+        self.show(conversation)
+        self._place()
+
+    def _place(self) -> None:
+        """Over the middle of the main window (without a window manager it would sit in the screen's corner)."""
+        self.update_idletasks()
+        main = self.view.winfo_toplevel()
+        x = main.winfo_rootx() + max(0, (main.winfo_width() - self.winfo_reqwidth()) // 2)
+        y = main.winfo_rooty() + max(0, (main.winfo_height() - self.winfo_reqheight()) // 3)
+        self.geometry(f"+{x}+{y}")
+
+    def _destroyed(self, event: tk.Event) -> None:
+        if event.widget is not self:
+            return
+        self.alive = False
+        if self._confirm_after is not None:
+            self.after_cancel(self._confirm_after)
+            self._confirm_after = None
+        if self.view.members_dialog is self:
+            self.view.members_dialog = None
+
+    def label(self, user_id: int) -> str:
+        user = self.view.users.get(user_id)
+        name = (user.display_name or user.username) if user is not None else f"#{user_id}"
+        return f"{name} (you)" if user_id == self.view.me else name
+
+    def admin(self) -> bool:
+        return any(
+            m.user_id == self.view.me and m.role == chat_pb2.MEMBER_ROLE_ADMIN for m in self.conversation.members
+        )
+
+    def show(self, conversation: chat_pb2.Conversation) -> None:
+        """The group as it is now: its members, and what the person may do."""
+        self.conversation = conversation
+        count = len(conversation.members)
+        self.title(f"Members of {conversation.name}")
+        self.heading.configure(text=f"{conversation.name}: {count} member{'s' if count != 1 else ''}")
+        chosen = self.members.selection()
+        self.members.delete(*self.members.get_children())
+        for member in conversation.members:
+            admin = member.role == chat_pb2.MEMBER_ROLE_ADMIN
+            self.members.insert(
+                "",
+                "end",
+                iid=str(member.user_id),
+                text=" " + self.label(member.user_id),
+                values=("admin" if admin else "member",),
+                tags=("admin",) if admin else (),
+            )
+        kept = [iid for iid in chosen if self.members.exists(iid)]
+        if kept:
+            self.members.selection_set(kept)
+        if self.admin():
+            self.note.configure(
+                text="You are an admin of this group: add people from the directory, or remove a member."
+            )
+            self.remove_button.configure(state="normal")
+            for widget in (self.add_head, self.candidates, self.add_button):
+                widget.grid()
+        else:
+            self.note.configure(text="Only the group's admins can add or remove people. Anyone can leave.")
+            self.remove_button.configure(state="disabled")
+            for widget in (self.add_head, self.candidates, self.add_button):
+                widget.grid_remove()
+        self._fill_candidates()
+
+    def _fill_candidates(self) -> None:
+        """The directory's people who are not in the group, filtered by Find."""
+        inside = {m.user_id for m in self.conversation.members}
+        wanted = self.find.get().strip().lower()
+        chosen = self.candidates.selection()
+        self.candidates.delete(*self.candidates.get_children())
+        people = sorted(
+            (u for u in self.view.users.values() if u.id not in inside and not u.disabled),
+            key=lambda u: (u.display_name or u.username).lower(),
+        )
+        for user in people:
+            name = user.display_name or user.username
+            if wanted and wanted not in name.lower() and wanted not in user.username.lower():
+                continue
+            self.candidates.insert("", "end", iid=str(user.id), text=f" {name}")
+        kept = [iid for iid in chosen if self.candidates.exists(iid)]
+        if kept:
+            self.candidates.selection_set(kept)
+
+    def _said(self, text: str, style: str = "secondary") -> None:
+        if self.alive:
+            self.result.configure(text=text, bootstyle=style)
+
+    def _failed(self, doing: str) -> Callable[[Exception], None]:
+        def failed(error: Exception) -> None:
+            if isinstance(error, NotSignedIn) or not self.alive:
+                self.view.on_error(error, doing)
+                return
+            from .window import sentence  # here, not at the top: window.py imports this module
+
+            self._said(sentence(error, doing), "danger")
+
+        return failed
+
+    def add_selected(self) -> None:
+        chosen = [int(iid) for iid in self.candidates.selection()]
+        if not chosen:
+            self._said("Select the people to add in the list on the right (Ctrl-click for several).", "danger")
+            return
+        self.add_people(chosen)
+
+    def add_people(self, user_ids: list[int]) -> None:
+        conversation_id = self.conversation_id
+        names = ", ".join(self.label(u) for u in user_ids)
+
+        def done(conversation: chat_pb2.Conversation) -> None:
+            self.view._merge_conversation(conversation)  # shows it here too
+            if self.alive:
+                self.find.set("")
+            self._said(f"Added {names}.", "success")
+
+        self._said(f"Adding {names}…")
+        self.view.controller.run(
+            lambda: backend.add_members(self.view.session, conversation_id, user_ids), done, self._failed("add people")
+        )
+
+    def remove_selected(self) -> None:
+        chosen = self.members.selection()
+        if not chosen:
+            self._said("Select the member to remove in the list on the left.", "danger")
+            return
+        user_id = int(chosen[0])
+        if user_id == self.view.me:
+            self._said("To leave the group yourself, use Leave group.", "danger")
+            return
+        conversation_id, name = self.conversation_id, self.label(user_id)
+
+        def done(conversation: chat_pb2.Conversation) -> None:
+            self.view._merge_conversation(conversation)
+            self._said(f"Removed {name}.", "success")
+
+        self._said(f"Removing {name}…")
+        self.view.controller.run(
+            lambda: backend.remove_member(self.view.session, conversation_id, user_id),
+            done,
+            self._failed(f"remove {name}"),
+        )
+
+    def leave(self) -> None:
+        """Two clicks: the first asks for a second one within a few seconds."""
+        if self.leave_button.cget("text") != "Click again to leave":
+            self.leave_button.configure(text="Click again to leave")
+            self._confirm_after = self.after(CONFIRM_MS, self._unconfirm)
+            self._said(f"You will no longer see “{self.conversation.name}” or its messages.")
+            return
+        self._unconfirm()
+        view, conversation_id, name = self.view, self.conversation_id, self.conversation.name
+        self._said("Leaving…")
+        view.controller.run(
+            lambda: backend.leave(view.session, conversation_id),
+            lambda _reply: view._drop_conversation(conversation_id, f"You left “{name}”."),
+            self._failed("leave the group"),
+        )
+
+    def _unconfirm(self) -> None:
+        if self._confirm_after is not None:
+            self.after_cancel(self._confirm_after)
+            self._confirm_after = None
+        if self.alive:
+            self.leave_button.configure(text="Leave group")
 
 
 def _light(colour: str) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 from workspace.v1 import chat_pb2, users_pb2
-from workspace_client import NotSignedIn, Session, StateChange, StreamState, WorkspaceError, event_stream
+from workspace_client import NotSignedIn, Session, StateChange, StreamState, event_stream, sentence
 from workspace_client.tk_bridge import Controller
 
 from . import backend
@@ -26,13 +26,6 @@ STATE_STYLE = {
     StreamState.RECONNECTING: "warning",
     StreamState.STOPPED: "danger",
 }
-
-
-def sentence(error: BaseException, doing: str) -> str:
-    """What a person reads: the library's sentence, never a stack trace."""
-    if isinstance(error, WorkspaceError | ValueError):  # ValueError: the app's own sentence about the input
-        return f"Could not {doing}: {error}"
-    return f"Could not {doing}: something went wrong in the app ({type(error).__name__}: {error})."
 
 
 class StatusBar(ttk.Frame):

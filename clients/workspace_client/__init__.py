@@ -1,7 +1,7 @@
 """The shared client library of the Workspace desktop apps (and of scripts): a session that logs in and keeps
 its token fresh, and server streams that survive outages. See docs/DASHBOARD.md ("The client library")."""
 
-from .errors import CallFailed, LoginRefused, NotSignedIn, Unreachable, WorkspaceError
+from .errors import CallFailed, LoginRefused, NotSignedIn, Unreachable, WorkspaceError, sentence
 from .session import KEEPALIVE_OPTIONS, Session, open_channel
 from .streams import (
     ResumableStream,
@@ -33,5 +33,6 @@ __all__ = [
     "default_token_store",
     "event_stream",
     "open_channel",
+    "sentence",
     "stats_stream",
 ]

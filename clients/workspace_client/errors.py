@@ -11,6 +11,13 @@ class WorkspaceError(Exception):
     """Anything the library reports; ``str(error)`` is a sentence for a person."""
 
 
+def sentence(error: BaseException, doing: str) -> str:
+    """What a person reads when ``doing`` failed: the library's sentence, never a stack trace."""
+    if isinstance(error, WorkspaceError | ValueError):  # ValueError: an app's own sentence about the input
+        return f"Could not {doing}: {error}"
+    return f"Could not {doing}: something went wrong in the app ({type(error).__name__}: {error})."
+
+
 class Unreachable(WorkspaceError):
     """The server did not answer: wrong address, server down, network cut."""
 

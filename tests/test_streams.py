@@ -363,7 +363,10 @@ def test_a_quiet_stream_gets_heartbeats_that_move_past_events_it_may_not_see(sta
     stream.close()
 
     replayed, again = open_stream(ann.client, resume_from).live()
-    assert replayed == [] and again.last_event_id == resume_from
+    # Nothing of theirs comes back. (The log may have moved on meanwhile: on a slow machine Ann's stream closing
+    # can outlast the presence grace and record her going offline and online again; that is hers to see.)
+    assert [e for e in replayed if e.WhichOneof("payload") != "presence_changed"] == []
+    assert again.last_event_id >= resume_from
 
 
 # --- how a stream ends ------------------------------------------------------------------------------

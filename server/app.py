@@ -74,7 +74,7 @@ from .domain.users import Directory
 from .events.hub import EventHub
 from .events.listener import LIVE_CHANNEL, PostgresListener, live_to_json
 from .events.streams import ActivityStreams, EventStreams
-from .interception import Admission, InterceptorPipeline
+from .interception import Admission, InterceptorPipeline, Uninterrupted
 from .observability.access_log import AccessLogInterceptor
 from .observability.metrics import RpcMetrics, ServerCollector, ServerGauges
 from .observability.stats import ReplicaMeter
@@ -332,11 +332,17 @@ async def build(settings: Settings) -> Application:
 
     # Outermost first: the access log times and logs everything, errors become statuses inside it.
     admission = Admission()
-    interceptors = [AccessLogInterceptor(metrics), admission, ErrorInterceptor(), AuthInterceptor(codec, principals)]
+    interceptors = [
+        AccessLogInterceptor(metrics),
+        admission,
+        Uninterrupted(),  # the work of a call whose caller went away still ends properly (and admission waits)
+        ErrorInterceptor(),
+        AuthInterceptor(codec, principals),
+    ]
     if settings.rate_limits == "on":
         limits = rate_limits(settings, metrics)
         # By address before authentication (floods of bad tokens count too), by person after it.
-        interceptors[3:] = [limits.by_address, interceptors[3], limits.by_person]
+        interceptors[4:] = [limits.by_address, interceptors[4], limits.by_person]
     # Innermost: only replies worth compressing keep the compression level below (server/api/compression.py).
     interceptors.append(ReplyCompression())
     server = grpc.aio.server(

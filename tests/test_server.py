@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import random
 import re
 import shutil
 import signal
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from workspace.v1 import auth_pb2, users_pb2
+from workspace.v1 import auth_pb2, presence_pb2, users_pb2
 
 from server.app import SERVICE_NAMES
 
@@ -161,6 +164,37 @@ def test_sigterm_drains_an_in_flight_call_refuses_new_ones_and_exits_0(start_ser
     assert server.process.wait(30) == 0
     order = [e.get("msg") for e in server.logs if e.get("msg") in ("shutdown started", "rpc", "shutdown complete")]
     assert order.index("shutdown started") < order.index("rpc") < order.index("shutdown complete")
+
+
+def test_calls_abandoned_in_the_middle_of_a_write_leave_the_database_writable(start_server) -> None:
+    """Writes whose callers give up after a few milliseconds (their deadlines pass mid-transaction, gRPC cancels
+    them): each still ends properly, so the next writes and log-ins succeed. Before, a cancelled unit of work
+    could lose its connection with SQLite's write lock held, and every later write failed (INTERNAL)."""
+    server = start_server(WORKSPACE_RATE_LIMITS="off")
+    person = Client(server.address)
+    person.login("admin", ADMIN_PASSWORD)
+    states = (presence_pb2.PRESENCE_STATE_AWAY, presence_pb2.PRESENCE_STATE_ONLINE)
+
+    def abandon(count: int) -> None:
+        generator = random.Random(count)
+        for i in range(count):
+            request = presence_pb2.UpdatePresenceRequest(
+                presence=presence_pb2.Presence(state=states[i % 2]), update_mask=FieldMask(paths=["state"])
+            )
+            with contextlib.suppress(grpc.RpcError):  # DEADLINE_EXCEEDED, mostly: that is the point
+                person.presence.UpdatePresence(request, metadata=person.md, timeout=generator.uniform(0.0005, 0.02))
+
+    threads = [threading.Thread(target=abandon, args=(150 + n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    request = presence_pb2.UpdatePresenceRequest(
+        presence=presence_pb2.Presence(state=states[1]), update_mask=FieldMask(paths=["state"])
+    )
+    assert person.presence.UpdatePresence(request, metadata=person.md, timeout=30).presence.user_id == person.user.id
+    assert Client(server.address).login("admin", ADMIN_PASSWORD, timeout=30).user.username == "admin"
+    assert not [e for e in server.logs if e.get("msg") == "unexpected error"], server.log_text()
 
 
 def test_during_the_drain_period_health_says_not_serving_and_calls_are_still_served(start_server) -> None:

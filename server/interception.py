@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
+from .domain.cancellation import run_to_end
 from .domain.errors import InvalidInput
 from .domain.model import Principal
 
@@ -262,15 +263,11 @@ class Admission:
 
 
 class Uninterrupted:
-    """A ``CallInterceptor``: a unary call's work runs to its end even when the caller goes away.
-
-    gRPC cancels a call's task when its client cancels or its deadline passes. Cancelled in the middle of a unit
-    of work, SQLAlchemy's asyncio layer can lose the connection without closing it, and SQLite keeps that
-    connection's write lock for good: every later write waits out the busy timeout and fails (found by firing
-    writes with deadlines of a few milliseconds; tests/test_server.py keeps it found). So the work runs in a task
-    of its own that the caller's cancellation does not reach; the call ends once the work has (a unary call's
-    work is short and bounded), and then it ends cancelled, as gRPC expects. Streams are not wrapped: their
-    work is reading, in short units between waits.
+    """A ``CallInterceptor``: a unary call's work runs to its end even when the caller goes away
+    (``run_to_end``: found by firing writes with deadlines of a few milliseconds; tests/test_server.py keeps it
+    found). The call ends once the work has (a unary call's work is short and bounded), and then it ends
+    cancelled, as gRPC expects. Streams are not wrapped: their one write, presence when one opens, runs to its
+    end the same way (``Presence.connected``); the rest is reading, in short units between waits.
     """
 
     def applies_to(self, method: str) -> bool:
@@ -279,20 +276,7 @@ class Uninterrupted:
     async def around_unary(
         self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext
     ) -> Any:
-        work = asyncio.ensure_future(behavior(request, context))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            while not work.done():  # further cancellations wait for the same end
-                try:
-                    await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    continue
-                except BaseException:  # the caller is gone: the outcome has no one to go to
-                    break
-            if not work.cancelled():
-                work.exception()  # retrieved, so that asyncio does not report it as never retrieved
-            raise
+        return await run_to_end(behavior(request, context))
 
     async def around_stream(
         self, method: str, behavior: Behavior, request: Any, context: grpc.aio.ServicerContext

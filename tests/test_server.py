@@ -21,7 +21,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from workspace.v1 import auth_pb2, presence_pb2, users_pb2
+from workspace.v1 import auth_pb2, chat_pb2, presence_pb2, users_pb2
 
 from server.app import SERVICE_NAMES
 
@@ -168,7 +168,8 @@ def test_sigterm_drains_an_in_flight_call_refuses_new_ones_and_exits_0(start_ser
 
 def test_calls_abandoned_in_the_middle_of_a_write_leave_the_database_writable(start_server) -> None:
     """Writes whose callers give up after a few milliseconds (their deadlines pass mid-transaction, gRPC cancels
-    them): each still ends properly, so the next writes and log-ins succeed. Before, a cancelled unit of work
+    them), and streams closed as they open: each write still ends properly, so the next writes and log-ins
+    succeed. Before, a cancelled unit of work
     could lose its connection with SQLite's write lock held, and every later write failed (INTERNAL)."""
     server = start_server(WORKSPACE_RATE_LIMITS="off")
     person = Client(server.address)
@@ -184,7 +185,18 @@ def test_calls_abandoned_in_the_middle_of_a_write_leave_the_database_writable(st
             with contextlib.suppress(grpc.RpcError):  # DEADLINE_EXCEEDED, mostly: that is the point
                 person.presence.UpdatePresence(request, metadata=person.md, timeout=generator.uniform(0.0005, 0.02))
 
-    threads = [threading.Thread(target=abandon, args=(150 + n,)) for n in range(3)]
+    def hang_up(count: int) -> None:  # streams whose clients leave at once: opening one writes presence
+        generator = random.Random(-count)
+        for _ in range(count):
+            stream = person.chat.StreamEvents(
+                chat_pb2.StreamEventsRequest(), metadata=person.md, timeout=generator.uniform(0.001, 0.03)
+            )
+            with contextlib.suppress(grpc.RpcError):
+                next(stream)
+            stream.cancel()
+
+    threads = [threading.Thread(target=abandon, args=(150 + n,)) for n in range(2)]
+    threads += [threading.Thread(target=hang_up, args=(100 + n,)) for n in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

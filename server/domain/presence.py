@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from .activity import record_activity
+from .cancellation import run_to_end
 from .errors import NotFound, Validator
 from .model import EventKind, LiveEvent, NewEvent, PresenceRecord, PresenceState, Principal
 from .ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -115,16 +116,18 @@ class Presence:
     async def connected(self, user_id: int) -> None:
         self._streams[user_id] += 1
         try:
-            async with self._writing, self._uow() as uow:
-                now = self._clock()
-                await uow.presence.set_streams(self._instance, user_id, self._streams[user_id], now)
-                await self._settle(uow, user_id, now, seen=True)
-                await uow.commit()
-        except BaseException:  # the stream will not open: it does not count
-            self._streams[user_id] -= 1
-            if self._streams[user_id] <= 0:
-                del self._streams[user_id]
+            # A stream's client may go away at once: the write still ends properly (see run_to_end).
+            await run_to_end(self._record_connected(user_id))
+        except BaseException:  # the stream will not open: it does not count, as if it had closed
+            self.disconnected(user_id)
             raise
+
+    async def _record_connected(self, user_id: int) -> None:
+        async with self._writing, self._uow() as uow:
+            now = self._clock()
+            await uow.presence.set_streams(self._instance, user_id, self._streams.get(user_id, 0), now)
+            await self._settle(uow, user_id, now, seen=True)
+            await uow.commit()
 
     def disconnected(self, user_id: int) -> None:
         """A stream closed (never raises: it runs in the stream's clean-up)."""
